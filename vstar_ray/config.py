@@ -1,0 +1,206 @@
+"""Typed run configuration: dataclasses loaded from YAML with ``--set key=value`` overrides.
+
+Every key is checked: an unknown key, a value of the wrong type or a malformed
+``--set`` is a ``ConfigError`` that names the key, raised before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the offending key in the message."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train_manifest: str = ""  # parquet manifest (DESIGN.md section 4) used to generate training data
+    eval_manifest: str = ""  # held-out manifest, scored every cycle
+    video_root: str = ""  # relative `video` paths resolve against this; default: the manifest's folder
+    num_frames: int = 8  # frames sampled uniformly from each clip
+    frame_size: int = 224  # frames are resized to frame_size x frame_size before they cross the object store
+    decode_batch_size: int = 8
+    decode_num_cpus: float = 1.0  # logical CPUs per decode task
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: str = ""  # local folder or hub id, loaded with AutoModelForImageTextToText/AutoProcessor
+    trust_remote_code: bool = False
+    dtype: str = "auto"  # auto: bfloat16 on GPU, float32 on CPU
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    batch_size: int = 8  # videos per generate() call
+    max_new_tokens: int = 128
+    temperature: float = 0.2  # paper default; eval always decodes greedily
+    do_sample: bool = True
+    num_gpus: float = 0.0  # per generator actor
+    num_cpus: float = 1.0  # per generator actor
+    min_actors: int = 1
+    max_actors: int = 1
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    thresholds: str = ""  # thresholds.yaml; empty means the defaults of DESIGN.md section 3
+    num_cpus: float = 0.25
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 1
+    lr: float = 2e-5
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    batch_size: int = 4  # per worker
+    num_workers: int = 2
+    cpus_per_worker: float = 1.0  # leave CPUs free for the Ray Data ingest that feeds the workers
+    use_gpu: bool = False
+    fsdp: bool = True  # FSDP2 fully_shard over all workers
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    max_length: int = 1024  # tokens per sample, prompt included
+    restart_from_pretrained: bool = True  # STaR: every cycle finetunes the pretrained model
+    max_failures: int = 1  # Ray Train FailureConfig
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    cycles: int = 3
+    seed: int = 0
+    rationalize: bool = True
+    keep_rationalized: str = "all"  # all | intermediate (paper: final model trained on direct answers only)
+    early_stop_margin: float = -1.0  # stop when eval accuracy improves by less than this; < 0 never stops
+    demo_kit: str = ""  # when set, the demo kit is built there if missing, and empty paths point into it
+
+    def __post_init__(self) -> None:
+        if self.keep_rationalized not in ("all", "intermediate"):
+            raise ConfigError(f"keep_rationalized: expected 'all' or 'intermediate', got {self.keep_rationalized!r}")
+        if self.cycles < 1:
+            raise ConfigError(f"cycles: must be >= 1, got {self.cycles}")
+
+
+def load_config(path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML file (or start from defaults when ``path`` is None) and apply ``key=value`` overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise ConfigError(f"cannot read config {path}: {e}") from e
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config {path} is not valid YAML: {e}") from e
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config {path}: top level must be a mapping")
+    for item in overrides:
+        apply_override(raw, item)
+    return from_dict(Config, raw)
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Apply one ``a.b=value`` override to a raw config mapping; the value is parsed as YAML."""
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected key=value")
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {item!r}: {part!r} is not a section")
+        node = child
+    try:
+        node[parts[-1]] = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {item!r}: cannot parse value: {e}") from e
+
+
+def from_dict(cls: type, raw: Any, prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping, checking keys and types."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        keys = ", ".join(f"{prefix}{k}" for k in unknown)
+        raise ConfigError(f"unknown config key(s): {keys} (known: {', '.join(sorted(names))})")
+    kwargs = {name: _coerce(hints[name], value, f"{prefix}{name}") for name, value in raw.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{prefix or 'config'}: {e}") from e
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value if value is not None else {}, key + ".")
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(args[0], value, key)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(item_tp, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Config, path: str | os.PathLike) -> None:
+    from vstar_ray.io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -1,0 +1,177 @@
+"""The Video-STaR loop (DESIGN.md section 1), stage by stage, resumable.
+
+    baseline: evaluate the pretrained model on the held-out manifest
+    for each cycle k:
+        generate   answer -> verify -> rationalize failures -> verify     (newest model)
+        train.json kept pairs in LLaVA conversation format
+        train      finetune from the pretrained model (or the last one) on the kept pairs
+        evaluate   held-out accuracy of the new checkpoint
+        stop early when accuracy improves by less than ``early_stop_margin``
+
+Each finished stage is recorded in ``DIR/state.json`` (written atomically, after the stage's
+outputs), so ``--resume`` skips it and reproduces the same metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import yaml
+
+from vstar_ray import questions, report
+from vstar_ray.config import Config, ConfigError, save_config, to_dict
+from vstar_ray.io import atomic_write_json, atomic_write_text, read_json
+from vstar_ray.manifest import validate_manifest
+
+
+class RunState:
+    """``state.json``: the results of finished stages, keyed by name."""
+
+    def __init__(self, out: Path):
+        self.path = out / "state.json"
+        self.stages: dict[str, dict] = read_json(self.path)["stages"] if self.path.exists() else {}
+
+    def done(self, name: str) -> bool:
+        return name in self.stages
+
+    def record(self, name: str, result: dict) -> dict:
+        self.stages[name] = result
+        atomic_write_json(self.path, {"stages": self.stages, "updated": time.time()})
+        return result
+
+
+def log(message: str) -> None:
+    print(f"[vstar {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def resolve_demo(cfg: Config) -> Config:
+    """With ``demo_kit`` set: build the kit if missing and point empty data/model paths into it."""
+    if not cfg.demo_kit:
+        return cfg
+    from vstar_ray.demo.kit import ensure_kit
+
+    kit = ensure_kit(cfg.demo_kit, log=log)
+    data = dataclasses.replace(
+        cfg.data,
+        train_manifest=cfg.data.train_manifest or str(kit / "train.parquet"),
+        eval_manifest=cfg.data.eval_manifest or str(kit / "heldout.parquet"),
+    )
+    model = dataclasses.replace(cfg.model, path=cfg.model.path or str(kit / "seed"))
+    return dataclasses.replace(cfg, data=data, model=model)
+
+
+def check_inputs(cfg: Config) -> None:
+    """Everything that can be checked before expensive work starts."""
+    if not cfg.model.path:
+        raise ConfigError("model.path is empty (set it, or demo_kit for the demo)")
+    for key in ("train_manifest", "eval_manifest"):
+        path = getattr(cfg.data, key)
+        if not path:
+            raise ConfigError(f"data.{key} is empty")
+        validate_manifest(path)
+    if cfg.verify.thresholds:
+        from vstar_ray.verify import load_thresholds
+
+        load_thresholds(cfg.verify.thresholds)
+
+
+def write_train_json(generated: Path, out: Path, only_direct: bool) -> int:
+    """Kept pairs as LLaVA conversations (VSTaR-1M format); the human turn is the question without hint."""
+    table = pq.read_table(generated, columns=["id", "video", "question", "kept_from", "kept_answer"])
+    records = []
+    for row in table.to_pylist():
+        if row["kept_from"] == "direct" or (row["kept_from"] == "rationalized" and not only_direct):
+            records.append({
+                "id": row["id"],
+                "video": row["video"],
+                "conversations": [
+                    {"from": "human", "value": "<video>\n" + questions.answer_prompt(row["question"])},
+                    {"from": "gpt", "value": row["kept_answer"]},
+                ],
+                "kept_from": row["kept_from"],
+            })
+    atomic_write_text(out, json.dumps(records, indent=1) + "\n")
+    return len(records)
+
+
+def run(cfg: Config, out: str | Path, resume: bool = False) -> dict:
+    """Run (or resume) Video-STaR into ``out``; returns the contents of ``out/metrics.json``."""
+    import ray
+
+    from vstar_ray.pipeline import run_pass
+    from vstar_ray.train import finetune
+
+    out = Path(out).resolve()
+    if (out / "state.json").exists() and not resume:
+        raise ConfigError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+    if resume and (out / "config.yaml").exists():
+        previous = yaml.safe_load((out / "config.yaml").read_text())
+        if previous != to_dict(cfg):
+            log("note: the config differs from the one this run started with; finished stages are kept")
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = resolve_demo(cfg)
+    check_inputs(cfg)
+    save_config(cfg, out / "config.yaml")
+    state = RunState(out)
+    if not ray.is_initialized():
+        ray.init()
+    manifest, heldout, pretrained = cfg.data.train_manifest, cfg.data.eval_manifest, cfg.model.path
+
+    def stage(name: str, fn):
+        if state.done(name):
+            log(f"{name}: done earlier, skipped")
+            return state.stages[name]
+        log(f"{name}: running")
+        start = time.time()
+        result = fn()
+        result.setdefault("seconds", round(time.time() - start, 2))
+        log(f"{name}: finished in {result['seconds']:.1f}s")
+        return state.record(name, result)
+
+    baseline = stage("baseline/eval", lambda: run_pass(cfg, heldout, pretrained, out / "baseline" / "eval", "eval"))
+    metrics = {"baseline": {"eval_accuracy": baseline["accuracy"], **baseline}, "cycles": []}
+    current, best = pretrained, baseline["accuracy"]
+    for k in range(1, cfg.cycles + 1):
+        cdir, final = out / f"cycle_{k}", k == cfg.cycles
+        only_direct = final and cfg.keep_rationalized == "intermediate"
+        start = time.time()
+        gen = stage(f"cycle_{k}/generate", lambda: run_pass(cfg, manifest, current, cdir / "generated", "train"))
+        stage(f"cycle_{k}/train_json",
+              lambda: {"records": write_train_json(cdir / "generated", cdir / "train.json", only_direct)})
+        base = pretrained if cfg.train.restart_from_pretrained else current
+        trained = stage(f"cycle_{k}/train", lambda: finetune(
+            cfg, cdir / "generated", manifest, base, cdir / "checkpoint", out / "ray_train", final, name=f"cycle_{k}"))
+        current = str(cdir / "checkpoint")
+        ev = stage(f"cycle_{k}/eval", lambda: run_pass(cfg, heldout, current, cdir / "eval", "eval"))
+        entry = {
+            "cycle": k,
+            **{key: gen[key] for key in ("videos", "failed_videos", "generated", "kept_direct",
+                                         "kept_rationalized", "rejected")},
+            "eval_accuracy": ev["accuracy"],
+            "seconds": round(gen["seconds"] + trained["seconds"] + ev["seconds"], 2),
+            "timings": {"generate": gen["seconds"], "train": trained["seconds"], "eval": ev["seconds"],
+                        **{f"generate.{s}_busy": v for s, v in gen["busy_seconds"].items()}},
+            "nodes": {**{f"generate.{s}": v for s, v in gen["nodes"].items()},
+                      **{f"eval.{s}": v for s, v in ev["nodes"].items()}},
+            "train": {key: trained.get(key) for key in ("steps", "samples", "loss_first", "loss_last",
+                                                        "samples_per_s", "tokens_per_s")},
+            "wall_seconds_this_session": round(time.time() - start, 2),
+        }
+        metrics["cycles"].append(entry)
+        atomic_write_json(cdir / "metrics.json", entry)
+        atomic_write_json(out / "metrics.json", metrics)
+        report.write(out, metrics)
+        log(report.cycle_line(entry))
+        if cfg.early_stop_margin >= 0 and ev["accuracy"] < best + cfg.early_stop_margin and not final:
+            log(f"stopping early: accuracy {ev['accuracy']:.3f} did not improve on {best:.3f} "
+                f"by {cfg.early_stop_margin}")
+            break
+        best = max(best, ev["accuracy"])
+    atomic_write_json(out / "metrics.json", metrics)
+    report.write(out, metrics)
+    print(report.table(metrics), flush=True)
+    return metrics

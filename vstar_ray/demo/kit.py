@@ -1,0 +1,103 @@
+"""Build (once, cached) the demo kit: labeled mp4 videos, train/held-out manifests and the seed model.
+
+Layout of a kit folder::
+
+    videos/train/*.mp4  videos/heldout/*.mp4
+    train.parquet  heldout.parquet     manifests (DESIGN.md section 4)
+    seed/                              HF-format tiny Qwen2-VL + processor
+    kit.json                           version and what was built (written last)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from vstar_ray import questions
+from vstar_ray.demo import seed as seed_model
+from vstar_ray.demo.videos import make_clips, render, write_mp4
+from vstar_ray.io import atomic_write_json
+from vstar_ray.manifest import write_manifest
+from vstar_ray.video import decode_clip
+
+KIT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class KitSpec:
+    n_train: int = 192
+    n_heldout: int = 64
+    num_frames: int = 8
+    frame_size: int = 56
+    seed_steps: int = 300
+    seed_batch_size: int = 16
+    seed_lr: float = 1e-3
+    seed_qa_fraction: float = 0.3
+    seed: int = 0
+    version: int = KIT_VERSION
+
+
+def kit_ready(path: Path, spec: KitSpec) -> bool:
+    marker = path / "kit.json"
+    return marker.exists() and json.loads(marker.read_text()).get("spec") == asdict(spec)
+
+
+def ensure_kit(path: str | Path, spec: KitSpec = KitSpec(), log=print) -> Path:
+    """Build the kit at ``path`` unless an identical one is there; safe against concurrent builders."""
+    path = Path(path).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if kit_ready(path, spec):
+            return path
+        tmp = path.with_name(f".{path.name}.building")
+        shutil.rmtree(tmp, ignore_errors=True)
+        build_kit(tmp, spec, log)
+        shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)
+    return path
+
+
+def build_kit(out: Path, spec: KitSpec, log=print) -> None:
+    start = time.time()
+    log(f"[demo] building the demo kit in {out.name} (videos, manifests, seed model) ...")
+    rows_by_split = {}
+    for split, n, offset in (("train", spec.n_train, 0), ("heldout", spec.n_heldout, 10_000)):
+        (out / "videos" / split).mkdir(parents=True, exist_ok=True)
+        rows = []
+        for i, clip in enumerate(make_clips(n, spec.seed + offset)):
+            rid = f"demo-{split}-{i:05d}"
+            rel = f"videos/{split}/{rid}.mp4"
+            write_mp4(render(clip, random.Random(spec.seed * 1_000_003 + offset + i)), out / rel)
+            rows.append({
+                "id": rid,
+                "video": rel,
+                "source": "demo",
+                "split": split,
+                "labels": {"action": clip.label},
+                "verifiers": {"action": "class"},
+                "question": questions.class_question(rid, spec.seed),
+                "clip": clip,
+            })
+        write_manifest(rows, out / f"{split}.parquet")
+        rows_by_split[split] = rows
+    log(f"[demo] wrote {spec.n_train} train and {spec.n_heldout} held-out videos ({time.time() - start:.0f}s)")
+
+    tokenizer = seed_model.build_tokenizer()
+    processor = seed_model.build_processor(tokenizer, spec.frame_size)
+    model = seed_model.build_model(tokenizer, spec.seed)
+    train = rows_by_split["train"]
+    frames = [decode_clip(str(out / r["video"]), spec.num_frames, spec.frame_size) for r in train]
+    examples = seed_model.pretraining_examples([r["clip"] for r in train], frames, spec.seed_qa_fraction, spec.seed)
+    losses = seed_model.pretrain(
+        model, processor, examples, spec.seed_steps, spec.seed_batch_size, spec.seed_lr, spec.seed
+    )
+    seed_model.save(model, processor, out / "seed")
+    log(f"[demo] seed model pretrained {spec.seed_steps} steps, loss {losses[0]:.2f} -> {losses[-1]:.2f}"
+        f" ({time.time() - start:.0f}s)")
+    atomic_write_json(out / "kit.json", {"spec": asdict(spec), "seconds": round(time.time() - start, 1)})

@@ -1,0 +1,181 @@
+"""The demo's tiny seed video-LMM: a Qwen2-VL built from a config with a locally trained tokenizer.
+
+It is pretrained briefly on a related task (captions, plus a little question answering and
+hint-following) so that on the demo's questions it is sometimes right and sometimes wrong:
+the starting point Video-STaR needs. It is saved with ``save_pretrained`` and read back by the
+pipeline through ``from_pretrained``, exactly like a real model id.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vstar_ray import models, questions
+from vstar_ray.demo.videos import COLORS, DIRECTIONS, SHAPES, Clip
+
+SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for c in message['content'] %}"
+    "{% if c['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+CAPTION_PROMPT = "Describe the video briefly."
+PATHS = {
+    "left": "from the right side to the left side",
+    "right": "from the left side to the right side",
+    "up": "from the bottom to the top",
+    "down": "from the top to the bottom",
+}
+REASONING = [
+    "First, I look at the colour of the object: it is {color}. Next, its outline is a {shape}. "
+    "Then I follow it across the frames: it travels {path}. So the video shows a {label}.",
+    "The object in every frame is {color}, and its shape is a {shape}. Comparing the first and the last "
+    "frames, it goes {path}. Therefore the answer is {label}.",
+    "Step 1: the colour is {color}. Step 2: the shape is a {shape}. Step 3: from frame to frame the {shape} "
+    "moves {path}. In short: {label}.",
+]
+
+
+def caption(clip: Clip) -> str:
+    return f"A {clip.color} {clip.shape} goes {PATHS[clip.direction]}."
+
+
+def reasoning(clip: Clip, rng: random.Random) -> str:
+    return rng.choice(REASONING).format(
+        color=clip.color, shape=clip.shape, path=PATHS[clip.direction], label=clip.label
+    )
+
+
+def corpus() -> list[str]:
+    """Every text the demo can produce, for training the tokenizer."""
+    rng = random.Random(0)
+    clips = [Clip(c, s, d) for c in COLORS for s in SHAPES for d in DIRECTIONS]
+    texts = [questions.answer_prompt(q) for q in questions.CLASS_QUESTIONS]
+    texts += [questions.rationalize_prompt(q, {"action": c.label}) for q in questions.CLASS_QUESTIONS for c in clips]
+    texts += [caption(c) for c in clips] + [CAPTION_PROMPT, "user", "assistant", "system"]
+    texts += [template.format(color=c.color, shape=c.shape, path=PATHS[c.direction], label=c.label)
+              for c in clips for template in REASONING]
+    rng.shuffle(texts)
+    return texts
+
+
+def build_tokenizer(vocab_size: int = 1024):
+    from tokenizers import Tokenizer, decoders, models as tok_models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(tok_models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus() * 4, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", padding_side="left"
+    )
+
+
+def build_processor(tokenizer, frame_size: int):
+    from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
+
+    pixels = frame_size * frame_size
+    size = {"shortest_edge": pixels, "longest_edge": pixels}
+    return Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(size=size),
+        video_processor=Qwen2VLVideoProcessor(size=size, do_sample_frames=False, cap_pixels_per_frame=False),
+        tokenizer=tokenizer,
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+def build_model(tokenizer, seed: int):
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    config = Qwen2VLConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=128,
+            intermediate_size=256,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=2048,
+            bos_token_id=ids["<|endoftext|>"],
+            eos_token_id=ids["<|im_end|>"],
+            pad_token_id=ids["<|endoftext|>"],
+            rope_parameters={"rope_type": "default", "mrope_section": [4, 6, 6], "rope_theta": 10000.0},
+        ),
+        vision_config=dict(depth=2, embed_dim=64, hidden_size=128, num_heads=4, mlp_ratio=2),
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+    torch.manual_seed(seed)
+    model = Qwen2VLForConditionalGeneration(config)
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.generation_config.bos_token_id = ids["<|endoftext|>"]
+    return model
+
+
+def pretraining_examples(clips: list[Clip], frames: list[np.ndarray], qa_fraction: float, seed: int):
+    """The related task: captions for every clip; reasoning answers and hint-following for a fraction."""
+    rng = random.Random(seed)
+    examples = []
+    for clip, video in zip(clips, frames):
+        examples.append((video, CAPTION_PROMPT, caption(clip)))
+        if rng.random() < qa_fraction:
+            q = rng.choice(questions.CLASS_QUESTIONS)
+            examples.append((video, questions.answer_prompt(q), reasoning(clip, rng)))
+        q = rng.choice(questions.CLASS_QUESTIONS)
+        hinted = rng.choice([c for c in (Clip(clip.color, clip.shape, d) for d in DIRECTIONS)])
+        examples.append((video, questions.rationalize_prompt(q, {"action": hinted.label}), reasoning(hinted, rng)))
+    return examples
+
+
+def pretrain(model, processor, examples, steps: int, batch_size: int, lr: float, seed: int) -> list[float]:
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 20))
+    model.train()
+    losses = []
+    for _ in range(steps):
+        batch = rng.sample(examples, batch_size)
+        inputs = models.training_batch(
+            processor, [b[0] for b in batch], [b[1] for b in batch], [b[2] for b in batch], max_length=512
+        )
+        loss = model(**inputs).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        losses.append(float(loss))
+    model.eval()
+    return losses
+
+
+def save(model, processor, path: Path) -> None:
+    model.save_pretrained(path)
+    processor.save_pretrained(path)

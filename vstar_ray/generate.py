@@ -1,0 +1,80 @@
+"""The generator actor: one model copy per actor, batched ``generate`` over decoded clips.
+
+Modes: ``answer`` (the answer prompt, every decodable row), ``rationalize`` (the hint prompt,
+only rows whose direct answer failed verification) and ``eval`` (answer prompt, greedy).
+Used as ``ds.map_batches(Generator, compute=ActorPoolStrategy(...), num_gpus=...)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+import numpy as np
+import torch
+
+from vstar_ray import models, questions
+
+OUTPUT_COLUMN = {"answer": "answer", "eval": "answer", "rationalize": "rationalized_answer"}
+
+
+class Generator:
+    def __init__(
+        self,
+        model_path: str,
+        mode: str,
+        max_new_tokens: int,
+        do_sample: bool,
+        temperature: float,
+        dtype: str = "auto",
+        trust_remote_code: bool = False,
+        seed: int = 0,
+    ):
+        import ray
+
+        if mode not in OUTPUT_COLUMN:
+            raise ValueError(f"unknown generator mode {mode!r}")
+        self.mode, self.seed = mode, seed
+        self.max_new_tokens, self.temperature = max_new_tokens, temperature
+        self.do_sample = do_sample and mode != "eval"
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model = models.load_model(model_path, self.device, dtype, trust_remote_code).eval()
+        self.processor = models.load_processor(model_path, trust_remote_code)
+        self.node_id = ray.get_runtime_context().get_node_id()
+
+    def _todo(self, batch: dict[str, np.ndarray]) -> list[int]:
+        ok = [i for i, err in enumerate(batch["error"]) if not err]
+        if self.mode == "rationalize":
+            ok = [i for i in ok if not batch["direct_verified"][i]]
+        return ok
+
+    def _prompt(self, batch: dict[str, np.ndarray], i: int) -> str:
+        if self.mode == "rationalize":
+            return questions.rationalize_prompt(batch["question"][i], json.loads(batch["labels"][i]))
+        return questions.answer_prompt(batch["question"][i])
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        start = time.perf_counter()
+        n = len(batch["id"])
+        todo = self._todo(batch)
+        outputs = [""] * n
+        if todo:
+            key = self.mode + ":" + ",".join(str(batch["id"][i]) for i in todo)
+            torch.manual_seed(self.seed + int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big"))
+            answers = models.generate(
+                self.model,
+                self.processor,
+                [batch["frames"][i] for i in todo],
+                [self._prompt(batch, i) for i in todo],
+                self.max_new_tokens,
+                self.do_sample,
+                self.temperature,
+            )
+            for i, answer in zip(todo, answers):
+                outputs[i] = answer
+        stage = "rationalize" if self.mode == "rationalize" else "answer"
+        batch[OUTPUT_COLUMN[self.mode]] = np.array(outputs, dtype=object)
+        batch[f"{stage}_s"] = np.full(n, (time.perf_counter() - start) / max(n, 1))
+        batch[f"{stage}_node"] = np.array([self.node_id] * n, dtype=object)
+        return batch

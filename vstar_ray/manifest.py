@@ -1,0 +1,109 @@
+"""The manifest (DESIGN.md section 4): one row per labeled clip, stored as parquet.
+
+Columns: ``id`` (unique str), ``video`` (relative to the video root, or absolute/URI),
+optional ``start``/``end`` (seconds), ``source``, ``split``, ``labels`` and ``verifiers``
+(JSON objects as strings), optional ``question``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vstar_ray.verify import RecordError, VERIFIERS
+
+REQUIRED = ("id", "video", "labels", "verifiers")
+SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("video", pa.string()),
+        ("start", pa.float64()),
+        ("end", pa.float64()),
+        ("source", pa.string()),
+        ("split", pa.string()),
+        ("labels", pa.string()),
+        ("verifiers", pa.string()),
+        ("question", pa.string()),
+    ]
+)
+
+
+class ManifestError(ValueError):
+    pass
+
+
+def write_manifest(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
+    """Write rows (labels/verifiers as dicts or JSON strings) as a manifest parquet, atomically."""
+    table = pa.Table.from_pylist([_normalize(r) for r in rows], schema=SCHEMA)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def _normalize(row: dict[str, Any]) -> dict[str, Any]:
+    out = {name: row.get(name) for name in SCHEMA.names}
+    for key in ("labels", "verifiers"):
+        if not isinstance(out[key], str):
+            out[key] = json.dumps(out[key])
+    out["source"] = out["source"] or ""
+    out["split"] = out["split"] or ""
+    return out
+
+
+def validate_manifest(path: str | os.PathLike) -> int:
+    """Check a manifest before any expensive work: columns, types, unique ids, labels. Returns the row count."""
+    try:
+        table = pq.read_table(path)
+    except Exception as e:
+        raise ManifestError(f"cannot read manifest {path}: {e}") from e
+    missing = [c for c in REQUIRED if c not in table.column_names]
+    if missing:
+        raise ManifestError(f"manifest {path}: missing column(s) {missing}")
+    seen: set[str] = set()
+    for i, row in enumerate(table.select([c for c in table.column_names if c in SCHEMA.names]).to_pylist()):
+        rid = row.get("id")
+        if not isinstance(rid, str) or not rid:
+            raise ManifestError(f"manifest {path}: row {i}: 'id' must be a non-empty string, got {rid!r}")
+        if rid in seen:
+            raise ManifestError(f"manifest {path}: duplicate id {rid!r}")
+        seen.add(rid)
+        if not isinstance(row.get("video"), str) or not row["video"]:
+            raise ManifestError(f"manifest {path}: row {rid!r}: 'video' must be a non-empty string")
+        try:
+            labels = json.loads(row["labels"]) if isinstance(row["labels"], str) else row["labels"]
+            verifiers = json.loads(row["verifiers"]) if isinstance(row["verifiers"], str) else row["verifiers"]
+        except (TypeError, json.JSONDecodeError) as e:
+            raise ManifestError(f"manifest {path}: row {rid!r}: labels/verifiers are not JSON: {e}") from e
+        if not isinstance(labels, dict) or not labels or not isinstance(verifiers, dict):
+            raise ManifestError(f"manifest {path}: row {rid!r}: labels must be a non-empty JSON object")
+        for name, label in labels.items():
+            kind = verifiers.get(name)
+            if kind not in VERIFIERS:
+                raise ManifestError(f"manifest {path}: row {rid!r}: label {name!r} has unknown verifier {kind!r}")
+            try:
+                VERIFIERS[kind].check_label(label)
+            except ValueError as e:
+                raise ManifestError(f"manifest {path}: row {rid!r}: label {name!r}: {e}") from e
+    return table.num_rows
+
+
+def resolve_video(video: str, root: str) -> str:
+    """A manifest ``video`` entry as a path to open; relative paths may not escape ``root``."""
+    if "://" in video or os.path.isabs(video):
+        return video
+    base = os.path.realpath(root)
+    full = os.path.realpath(os.path.join(base, video))
+    if os.path.commonpath([base, full]) != base:
+        raise RecordError(f"video path {video!r} escapes the video root {root!r}")
+    return full
+
+
+def video_root_for(manifest: str, configured: str) -> str:
+    return configured or str(Path(manifest).resolve().parent)

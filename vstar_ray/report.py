@@ -1,0 +1,84 @@
+"""The per-cycle table (terminal and ``report.md``) and plot (``report.png``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vstar_ray.io import atomic_write_text
+
+COLUMNS = ("cycle", "videos", "failed", "generated", "kept direct", "kept rationalized", "rejected", "yield",
+           "eval accuracy", "seconds")
+
+
+def _yield(entry: dict) -> float:
+    kept = entry["kept_direct"] + entry["kept_rationalized"]
+    return kept / entry["generated"] if entry["generated"] else 0.0
+
+
+def rows(metrics: dict) -> list[list[str]]:
+    base = metrics["baseline"]
+    out = [["seed", str(base["videos"]), str(base["failed_videos"]), "", "", "", "", "",
+            f"{base['eval_accuracy']:.3f}", f"{base['seconds']:.0f}"]]
+    for e in metrics["cycles"]:
+        out.append([str(e["cycle"]), str(e["videos"]), str(e["failed_videos"]), str(e["generated"]),
+                    str(e["kept_direct"]), str(e["kept_rationalized"]), str(e["rejected"]), f"{_yield(e):.2f}",
+                    f"{e['eval_accuracy']:.3f}", f"{e['seconds']:.0f}"])
+    return out
+
+
+def table(metrics: dict) -> str:
+    body = rows(metrics)
+    widths = [max(len(c), *(len(r[i]) for r in body)) for i, c in enumerate(COLUMNS)]
+    line = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([line(COLUMNS), line(["-" * w for w in widths])] + [line(r) for r in body])
+
+
+def cycle_line(entry: dict) -> str:
+    return (f"cycle {entry['cycle']}: kept {entry['kept_direct']} direct + {entry['kept_rationalized']} "
+            f"rationalized of {entry['generated']} (yield {_yield(entry):.2f}), "
+            f"held-out accuracy {entry['eval_accuracy']:.3f}")
+
+
+def markdown(metrics: dict) -> str:
+    lines = ["# Video-STaR run report", "", "| " + " | ".join(COLUMNS) + " |",
+             "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows(metrics)]
+    lines += ["", "Held-out accuracy is the share of held-out videos whose greedy answer passes the verifier.",
+              "Yield is kept / generated on the training videos.", "", "## Stage wall time (s)", "",
+              "| cycle | " + " | ".join(("generate", "train", "eval")) + " |", "|---|---|---|---|"]
+    for e in metrics["cycles"]:
+        t = e["timings"]
+        lines.append(f"| {e['cycle']} | {t['generate']:.1f} | {t['train']:.1f} | {t['eval']:.1f} |")
+    lines += ["", "![accuracy and yield per cycle](report.png)", ""]
+    return "\n".join(lines)
+
+
+def plot(metrics: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cycles = [0] + [e["cycle"] for e in metrics["cycles"]]
+    accuracy = [metrics["baseline"]["eval_accuracy"]] + [e["eval_accuracy"] for e in metrics["cycles"]]
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+    ax.plot(cycles, accuracy, marker="o", label="held-out accuracy")
+    if metrics["cycles"]:
+        ax.plot([e["cycle"] for e in metrics["cycles"]], [_yield(e) for e in metrics["cycles"]], marker="s",
+                label="yield (kept / generated)")
+    ax.set_xlabel("cycle (0 = seed model)")
+    ax.set_xticks(cycles)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title("Video-STaR")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def write(out: Path, metrics: dict) -> None:
+    atomic_write_text(out / "report.md", markdown(metrics))
+    plot(metrics, out / "report.png")

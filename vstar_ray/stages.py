@@ -1,0 +1,92 @@
+"""The CPU stages of a generation pass, as plain functions over numpy batches."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+from vstar_ray.manifest import resolve_video
+from vstar_ray.verify import RecordError, verify_labels
+from vstar_ray.video import DecodeError, decode_clip
+
+
+def _node_id() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
+def decode_batch(batch: dict[str, np.ndarray], video_root: str, num_frames: int, size: int) -> dict[str, np.ndarray]:
+    """Adds ``frames`` (B, T, size, size, 3) and ``error`` ('' when decoded). A bad file never raises."""
+    start = time.perf_counter()
+    n = len(batch["id"])
+    frames = np.zeros((n, num_frames, size, size, 3), dtype=np.uint8)
+    errors = [""] * n
+    starts = batch.get("start", np.full(n, np.nan))
+    ends = batch.get("end", np.full(n, np.nan))
+    for i in range(n):
+        try:
+            path = resolve_video(str(batch["video"][i]), video_root)
+            clip_start = None if starts[i] is None or np.isnan(starts[i]) else float(starts[i])
+            clip_end = None if ends[i] is None or np.isnan(ends[i]) else float(ends[i])
+            frames[i] = decode_clip(path, num_frames, size, clip_start, clip_end)
+        except (DecodeError, RecordError, OSError) as e:
+            errors[i] = f"decode failed: {e}"
+    batch["frames"] = frames
+    batch["error"] = np.array(errors, dtype=object)
+    batch["decode_s"] = np.full(n, (time.perf_counter() - start) / max(n, 1))
+    batch["decode_node"] = np.array([_node_id()] * n, dtype=object)
+    return batch
+
+
+def verify_batch(
+    batch: dict[str, np.ndarray], prefix: str, answer_column: str, thresholds: dict
+) -> dict[str, np.ndarray]:
+    """Adds ``{prefix}_verified`` and ``{prefix}_verdicts``/``{prefix}_extracted`` (JSON strings)."""
+    start = time.perf_counter()
+    n = len(batch["id"])
+    verified, verdicts, extracted = np.zeros(n, dtype=bool), [""] * n, [""] * n
+    errors = list(batch["error"])
+    for i in range(n):
+        answer = batch[answer_column][i]
+        if errors[i] or not answer:
+            continue
+        try:
+            result = verify_labels(str(batch["id"][i]), answer, batch["labels"][i], batch["verifiers"][i], thresholds)
+        except RecordError as e:
+            errors[i] = f"verify failed: {e}"
+            continue
+        verified[i] = result["verified"]
+        verdicts[i] = json.dumps(result["verdicts"])
+        extracted[i] = json.dumps(result["extracted"])
+    batch[f"{prefix}_verified"] = verified
+    batch[f"{prefix}_verdicts"] = np.array(verdicts, dtype=object)
+    batch[f"{prefix}_extracted"] = np.array(extracted, dtype=object)
+    batch["error"] = np.array(errors, dtype=object)
+    batch[f"verify_{prefix}_s"] = np.full(n, (time.perf_counter() - start) / max(n, 1))
+    return batch
+
+
+def finalize_batch(batch: dict[str, np.ndarray], rationalized: bool) -> dict[str, np.ndarray]:
+    """Drops the frames and decides what is kept: the direct answer if verified, else a verified rationalization."""
+    n = len(batch["id"])
+    batch.pop("frames", None)
+    direct = batch["direct_verified"]
+    if rationalized:
+        rational = batch["rationalized_verified"]
+        batch["rationalized"] = np.array([bool(a) for a in batch["rationalized_answer"]])
+    else:
+        rational = np.zeros(n, dtype=bool)
+        batch["rationalized"] = np.zeros(n, dtype=bool)
+    batch["kept"] = direct | rational
+    batch["kept_from"] = np.array(
+        ["direct" if d else ("rationalized" if r else "") for d, r in zip(direct, rational)], dtype=object
+    )
+    batch["kept_answer"] = np.array(
+        [a if d else (batch["rationalized_answer"][i] if r else "") for i, (a, d, r) in
+         enumerate(zip(batch["answer"], direct, rational))],
+        dtype=object,
+    )
+    return batch

@@ -1,0 +1,214 @@
+"""One STaR finetune with Ray Train: FSDP2 over all workers, answer-only loss, optional LoRA.
+
+Kept records (prompt without hint, kept answer) are decoded by Ray Data and streamed to the
+workers (``get_dataset_shard``). Each worker loads the base model through ``from_pretrained``,
+wraps it with peft (optional) and ``fully_shard`` (gloo + fp32 on CPU, nccl + bf16 on GPU),
+trains with AdamW and a cosine schedule with warmup, and rank 0 writes an HF-format model
+(or adapter) that ``from_pretrained`` and the next cycle's generators load.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import ray
+import torch
+
+from vstar_ray import models
+from vstar_ray.config import Config
+from vstar_ray.io import replace_dir
+from vstar_ray.manifest import video_root_for
+from vstar_ray.stages import decode_batch
+
+
+def _shard(model, world: int, device_type: str) -> None:
+    """FSDP2: shard every transformer block the model declares unsplittable, then the root."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh(device_type, (world,))
+    block_names = set(getattr(model, "_no_split_modules", None) or [])
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    block_names |= set(getattr(base, "_no_split_modules", None) or [])
+    for module in list(model.modules()):
+        if type(module).__name__ in block_names:
+            fully_shard(module, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+
+
+def _cosine_with_warmup(total_steps: int, warmup_ratio: float):
+    warmup = max(1, int(math.ceil(total_steps * warmup_ratio)))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def train_loop(config: dict) -> None:
+    """Runs on every Ray Train worker."""
+    import ray.train
+    import ray.train.torch
+    import torch.distributed as dist
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    ctx = ray.train.get_context()
+    world, rank = ctx.get_world_size(), ctx.get_world_rank()
+    device = ray.train.torch.get_device()
+    torch.manual_seed(config["seed"])
+    dtype = "float32" if device.type == "cpu" else config["dtype"]
+    model = models.load_model(config["base_model"], str(device), dtype, config["trust_remote_code"])
+    processor = models.load_processor(config["base_model"], config["trust_remote_code"])
+    if config["lora"]:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(
+            r=config["lora_r"], lora_alpha=config["lora_alpha"], lora_dropout=config["lora_dropout"],
+            target_modules=config["lora_target_modules"],
+        ))
+    if world > 1:
+        if config["fsdp"]:
+            _shard(model, world, device.type)
+        else:
+            model = ray.train.torch.prepare_model(model)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config["lr"], weight_decay=config["weight_decay"])
+    rows_per_worker = config["num_rows"] // world
+    steps_per_epoch = max(1, math.ceil(rows_per_worker / config["batch_size"]))
+    total_steps = steps_per_epoch * config["epochs"]
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine_with_warmup(total_steps, config["warmup_ratio"]))
+    shard = ray.train.get_dataset_shard("train")
+    step, losses, samples, tokens, start = 0, [], 0, 0, time.time()
+    for epoch in range(config["epochs"]):
+        for batch in shard.iter_batches(batch_size=config["batch_size"], batch_format="numpy"):
+            inputs = models.training_batch(
+                processor, list(batch["frames"]), list(batch["prompt"]), list(batch["kept_answer"]),
+                config["max_length"],
+            )
+            inputs = {k: v.to(device) for k, v in inputs.items()}
+            if "pixel_values_videos" in inputs:
+                inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(next(model.parameters()).dtype)
+            loss = model(**inputs).loss
+            loss.backward()
+            if config["max_grad_norm"] > 0:
+                torch.nn.utils.clip_grad_norm_(params, config["max_grad_norm"])
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            losses.append(float(loss.detach()))
+            samples += len(batch["prompt"])
+            tokens += int((inputs["labels"] != models.IGNORE_INDEX).sum())
+        if rank == 0:
+            print(f"[train] epoch {epoch + 1}/{config['epochs']}: {step} steps, loss {np.mean(losses[-steps_per_epoch:]):.4f}")
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    state = get_model_state_dict(model, options=options) if world > 1 and config["fsdp"] else None
+    metrics = {
+        "steps": step,
+        "loss_first": losses[0] if losses else None,
+        "loss_last": losses[-1] if losses else None,
+        "samples_per_s": samples * world / max(1e-9, time.time() - start),
+        "tokens_per_s": tokens * world / max(1e-9, time.time() - start),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if rank == 0:
+            to_save = model.module if hasattr(model, "module") else model
+            to_save.save_pretrained(tmp, state_dict=state)
+            processor.save_pretrained(tmp)
+            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report(metrics, checkpoint=checkpoint)
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def training_dataset(cfg: Config, generated_dir: str | Path, manifest: str, final_cycle: bool) -> ray.data.Dataset:
+    """Kept records, decoded again for training; the final cycle may keep direct answers only."""
+    from vstar_ray import questions
+
+    only_direct = final_cycle and cfg.keep_rationalized == "intermediate"
+
+    def select(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        keep = np.array([k == "direct" or (k == "rationalized" and not only_direct) for k in batch["kept_from"]])
+        out = {c: batch[c][keep] for c in ("id", "video", "start", "end", "question", "kept_answer") if c in batch}
+        out["prompt"] = np.array([questions.answer_prompt(q) for q in out["question"]], dtype=object)
+        return out
+
+    ds = ray.data.read_parquet(str(generated_dir), columns=["id", "video", "question", "kept_from", "kept_answer"])
+    ds = ds.map_batches(select, num_cpus=cfg.verify.num_cpus)
+    ds = ds.map_batches(
+        decode_batch,
+        fn_kwargs=dict(video_root=video_root_for(manifest, cfg.data.video_root), num_frames=cfg.data.num_frames,
+                       size=cfg.data.frame_size),
+        batch_size=cfg.data.decode_batch_size,
+        num_cpus=cfg.data.decode_num_cpus,
+    )
+    return ds.filter(lambda row: not row["error"]).select_columns(["frames", "prompt", "kept_answer"])
+
+
+def count_kept(generated_dir: str | Path, final_cycle: bool, keep_rationalized: str) -> int:
+    import pyarrow.parquet as pq
+
+    kept_from = pq.read_table(str(generated_dir), columns=["kept_from"])["kept_from"].to_pylist()
+    allowed = {"direct"} if final_cycle and keep_rationalized == "intermediate" else {"direct", "rationalized"}
+    return sum(k in allowed for k in kept_from)
+
+
+def finetune(
+    cfg: Config, generated_dir: str | Path, manifest: str, base_model: str, out_dir: str | Path,
+    storage_dir: str | Path, final_cycle: bool, name: str = "finetune",
+) -> dict:
+    """Train on the kept records of ``generated_dir`` from ``base_model``; write ``out_dir`` (HF format)."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    t = cfg.train
+    start = time.time()
+    num_rows = count_kept(generated_dir, final_cycle, cfg.keep_rationalized)
+    if num_rows < t.num_workers:
+        raise RuntimeError(
+            f"only {num_rows} kept records in {generated_dir}: too few to train {t.num_workers} workers"
+        )
+    loop_config = dict(
+        base_model=base_model, num_rows=num_rows, seed=cfg.seed, dtype=cfg.model.dtype,
+        trust_remote_code=cfg.model.trust_remote_code, lora=t.lora, lora_r=t.lora_r, lora_alpha=t.lora_alpha,
+        lora_dropout=t.lora_dropout, lora_target_modules=list(t.lora_target_modules), fsdp=t.fsdp,
+        lr=t.lr, weight_decay=t.weight_decay, warmup_ratio=t.warmup_ratio, epochs=t.epochs,
+        batch_size=t.batch_size, max_length=t.max_length, max_grad_norm=t.max_grad_norm,
+    )
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config=loop_config,
+        scaling_config=ScalingConfig(
+            num_workers=t.num_workers, use_gpu=t.use_gpu, resources_per_worker={"CPU": t.cpus_per_worker}
+        ),
+        torch_config=TorchConfig(backend="nccl" if t.use_gpu else "gloo"),
+        datasets={"train": training_dataset(cfg, generated_dir, manifest, final_cycle)},
+        run_config=RunConfig(
+            name=name,
+            storage_path=str(Path(storage_dir).resolve()),
+            failure_config=FailureConfig(max_failures=t.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=1),
+        ),
+    )
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"training {name} finished without a checkpoint: {result.error}")
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    result.checkpoint.to_directory(str(tmp))
+    replace_dir(tmp, out_dir)
+    return {**{k: v for k, v in result.metrics.items() if not k.startswith("_")},
+            "samples": num_rows, "seconds": round(time.time() - start, 2)}
