@@ -138,7 +138,6 @@ def run(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     for k in range(1, cfg.cycles + 1):
         cdir, final = out / f"cycle_{k}", k == cfg.cycles
         only_direct = final and cfg.keep_rationalized == "intermediate"
-        start = time.time()
         gen = stage(f"cycle_{k}/generate", lambda: run_pass(cfg, manifest, current, cdir / "generated", "train"))
         stage(f"cycle_{k}/train_json",
               lambda: {"records": write_train_json(cdir / "generated", cdir / "train.json", only_direct)})
@@ -159,7 +158,6 @@ def run(cfg: Config, out: str | Path, resume: bool = False) -> dict:
                       **{f"eval.{s}": v for s, v in ev["nodes"].items()}},
             "train": {key: trained.get(key) for key in ("steps", "samples", "loss_first", "loss_last",
                                                         "samples_per_s", "tokens_per_s")},
-            "wall_seconds_this_session": round(time.time() - start, 2),
         }
         metrics["cycles"].append(entry)
         atomic_write_json(cdir / "metrics.json", entry)

@@ -171,7 +171,7 @@ def pretrain(model, processor, examples, steps: int, batch_size: int, lr: float,
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     model.eval()
     return losses
 

@@ -1,0 +1,38 @@
+import os
+from pathlib import Path
+
+import pytest
+
+REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+if not REALDATA.exists():  # CI clones main with shared/ beside it
+    REALDATA = Path(os.environ.get("VSTAR_REALDATA", "../shared/realdata")).resolve()
+
+SMALL_KIT = dict(n_train=32, n_heldout=16, seed_steps=60)
+
+
+@pytest.fixture(scope="session")
+def realdata() -> Path:
+    if not REALDATA.exists():
+        pytest.fail(f"real test data not found at {REALDATA}")
+    return REALDATA
+
+
+@pytest.fixture(scope="session")
+def small_kit(tmp_path_factory) -> Path:
+    """A real demo kit (mp4 files, parquet manifests, tiny Qwen2-VL seed), small enough for tests."""
+    from vstar_ray.demo.kit import KitSpec, ensure_kit
+
+    return ensure_kit(tmp_path_factory.mktemp("kit") / "kit", KitSpec(**SMALL_KIT), log=lambda m: None)
+
+
+def small_run_overrides(kit: Path) -> list[str]:
+    return [
+        f"data.train_manifest={kit}/train.parquet",
+        f"data.eval_manifest={kit}/heldout.parquet",
+        f"model.path={kit}/seed",
+        "demo_kit=",
+        "cycles=1",
+        "generate.max_new_tokens=64",
+        "train.epochs=1",
+        "train.batch_size=4",
+    ]

@@ -1,0 +1,107 @@
+"""A real Video-STaR cycle: local Ray cluster, real mp4 files, tiny real Qwen2-VL, real parquet, FSDP2 training."""
+
+import json
+import shutil
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import small_run_overrides
+from vstar_ray.cli import main
+from vstar_ray.manifest import write_manifest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run_dir(small_kit, realdata, tmp_path_factory):
+    """One cycle over the small kit plus two bad videos and one real GIF (decord cannot open it)."""
+    work = tmp_path_factory.mktemp("e2e")
+    rows = pq.read_table(small_kit / "train.parquet").to_pylist()
+    (small_kit / "videos" / "empty.mp4").write_bytes(b"")
+    shutil.copy(realdata / "videos" / "tempcompass_1021488277__pineapple_pickup.gif", small_kit / "videos" / "pineapple.gif")
+    extra = [
+        {**rows[0], "id": "bad-empty", "video": "videos/empty.mp4"},
+        {**rows[0], "id": "bad-missing", "video": "videos/nope.mp4"},
+        {**rows[0], "id": "real-gif", "video": "videos/pineapple.gif", "labels": {"action": "picking up pineapple"}},
+    ]
+    write_manifest(rows + extra, work / "train.parquet")
+    out = work / "run"
+    args = ["run", "--config", "configs/demo.yaml", "--out", str(out)]
+    for item in small_run_overrides(small_kit) + [f"data.train_manifest={work}/train.parquet",
+                                                    f"data.video_root={small_kit}"]:
+        args += ["--set", item]
+    assert main(args) == 0
+    return out, len(rows) + len(extra), args
+
+
+def test_outputs_follow_the_design_layout(run_dir):
+    out, n_rows, _ = run_dir
+    for rel in ("config.yaml", "state.json", "metrics.json", "report.md", "report.png", "cycle_1/train.json",
+                "cycle_1/metrics.json", "cycle_1/checkpoint/config.json", "cycle_1/generated"):
+        assert (out / rel).exists(), rel
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["baseline"]["eval_accuracy"] <= 1.0
+    (cycle,) = metrics["cycles"]
+    for key in ("cycle", "videos", "failed_videos", "generated", "kept_direct", "kept_rationalized", "rejected",
+                "eval_accuracy", "seconds", "timings", "nodes"):
+        assert key in cycle, key
+    assert cycle["videos"] == n_rows
+    assert cycle["failed_videos"] == 2  # the empty and the missing file; the GIF decodes through PyAV
+    assert cycle["generated"] == n_rows - 2
+    assert cycle["kept_direct"] + cycle["kept_rationalized"] + cycle["rejected"] == cycle["generated"]
+    assert cycle["kept_rationalized"] > 0
+    assert set(cycle["timings"]) >= {"generate", "train", "eval"}
+    assert cycle["nodes"]["generate.answer"]
+
+
+def test_every_manifest_row_exactly_once_with_reasons(run_dir):
+    out, n_rows, _ = run_dir
+    table = pq.read_table(out / "cycle_1" / "generated").to_pylist()
+    assert sorted(r["id"] for r in table) == sorted(set(r["id"] for r in table)) and len(table) == n_rows
+    by_id = {r["id"]: r for r in table}
+    assert by_id["bad-empty"]["error"].startswith("decode failed") and not by_id["bad-empty"]["kept"]
+    assert "nope.mp4" in by_id["bad-missing"]["error"]
+    assert by_id["real-gif"]["error"] == "" and by_id["real-gif"]["answer"]
+    for r in table:
+        if r["kept_from"] == "direct":
+            assert r["direct_verified"] and r["kept_answer"] == r["answer"]
+        if r["kept_from"] == "rationalized":
+            assert r["rationalized"] and r["rationalized_verified"] and r["kept_answer"] == r["rationalized_answer"]
+        if r["direct_verified"]:
+            assert not r["rationalized"]  # only failures are rationalized
+
+
+def test_train_json_is_llava_format_without_hint(run_dir):
+    out, _, _ = run_dir
+    records = json.loads((out / "cycle_1" / "train.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())["cycles"][0]
+    assert len(records) == metrics["kept_direct"] + metrics["kept_rationalized"]
+    for r in records:
+        human, gpt = r["conversations"]
+        assert human["from"] == "human" and human["value"].startswith("<video>\n")
+        assert "Answer:" not in human["value"]  # the hint never reaches the training prompt
+        assert gpt["from"] == "gpt" and gpt["value"]
+
+
+def test_checkpoint_loads_and_differs_from_seed(run_dir, small_kit):
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    out, _, _ = run_dir
+    trained = AutoModelForImageTextToText.from_pretrained(out / "cycle_1" / "checkpoint")
+    seed = AutoModelForImageTextToText.from_pretrained(small_kit / "seed")
+    AutoProcessor.from_pretrained(out / "cycle_1" / "checkpoint")
+    diffs = [not torch.equal(a, b) for a, b in zip(trained.state_dict().values(), seed.state_dict().values())]
+    assert any(diffs)
+
+
+def test_resume_skips_finished_stages(run_dir, capsys):
+    out, _, args = run_dir
+    before = json.loads((out / "metrics.json").read_text())
+    assert main(args) == 2  # an existing run is not overwritten without --resume
+    assert "--resume" in capsys.readouterr().err
+    assert main(args + ["--resume"]) == 0
+    assert "cycle_1/train: done earlier, skipped" in capsys.readouterr().out
+    after = json.loads((out / "metrics.json").read_text())
+    assert after == before

@@ -1,0 +1,64 @@
+"""`ray job submit` of jobs.video_star to a real `ray start --head` cluster (Ray 2.60: token auth)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import small_run_overrides
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def cluster(tmp_path):
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token"}
+    port, dash = free_port(), free_port()
+    subprocess.run(
+        [str(BIN / "ray"), "start", "--head", "--num-cpus", "2", "--port", str(port), "--dashboard-port", str(dash),
+         "--dashboard-host", "127.0.0.1", "--include-dashboard", "true", "--disable-usage-stats"],
+        env=env, check=True, capture_output=True, text=True, timeout=180,
+    )
+    try:
+        yield env, f"http://127.0.0.1:{dash}"
+    finally:
+        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def test_job_submit_runs_a_cycle(cluster, small_kit, tmp_path):
+    env, address = cluster
+    out = tmp_path / "job-run"
+    cmd = [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", str(REPO),
+           "--runtime-env", str(REPO / "jobs" / "runtime_env.yaml"), "--",
+           "python", "-m", "jobs.video_star", "--config", "configs/demo.yaml", "--out", str(out)]
+    for item in small_run_overrides(small_kit):
+        cmd += ["--set", item]
+    start = time.time()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "succeeded" in proc.stdout + proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["cycles"]) == 1 and metrics["cycles"][0]["generated"] > 0
+    print(f"job submit -> succeeded in {time.time() - start:.0f}s")
+
+
+def test_client_without_token_is_refused(cluster):
+    env, address = cluster
+    no_token = {k: v for k, v in env.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    no_token["HOME"] = "/nonexistent-home"  # no ~/.ray/auth_token either
+    proc = subprocess.run([str(BIN / "ray"), "job", "list", "--address", address], env=no_token,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0

@@ -1,0 +1,72 @@
+"""Manifest validation, questions, and the answer-only loss mask on the real tiny model."""
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from vstar_ray import models, questions
+from vstar_ray.demo.videos import ALL_CLIPS
+from vstar_ray.manifest import ManifestError, validate_manifest, write_manifest
+from vstar_ray.verify.checks import content_words
+
+
+def test_questions_never_contain_label_words():
+    for clip in ALL_CLIPS:
+        for q in questions.CLASS_QUESTIONS:
+            assert not set(content_words(q)) & set(content_words(clip.label)), (q, clip.label)
+
+
+def test_question_choice_is_reproducible():
+    assert questions.class_question("vid-1", 3) == questions.class_question("vid-1", 3)
+    assert len({questions.class_question(f"vid-{i}") for i in range(100)}) > 5
+
+
+def test_rationalization_hint_rendering():
+    assert questions.render_label({"action": "arm wrestling"}) == "arm wrestling"
+    assert questions.render_label({"action": "diving", "score": 88.0}) == "action: diving. score: 88.0"
+    assert "Answer: arm wrestling." in questions.rationalize_prompt("What happens?", {"a": "arm wrestling"})
+
+
+def test_manifest_errors_name_the_row(tmp_path):
+    ok = {"id": "a", "video": "a.mp4", "labels": {"x": "cat"}, "verifiers": {"x": "class"}}
+    write_manifest([ok, {**ok, "id": "b", "labels": {"x": [0, 1, 2]}, "verifiers": {"x": "bbox"}}], tmp_path / "m.parquet")
+    with pytest.raises(ManifestError, match="row 'b'.*bbox label"):
+        validate_manifest(tmp_path / "m.parquet")
+    write_manifest([ok, ok], tmp_path / "dup.parquet")
+    with pytest.raises(ManifestError, match="duplicate id 'a'"):
+        validate_manifest(tmp_path / "dup.parquet")
+    pq.write_table(pa.table({"id": ["a"], "video": ["a.mp4"]}), tmp_path / "cols.parquet")
+    with pytest.raises(ManifestError, match=r"missing column\(s\) \['labels', 'verifiers'\]"):
+        validate_manifest(tmp_path / "cols.parquet")
+
+
+def test_loss_mask_covers_answer_only(small_kit):
+    processor = models.load_processor(str(small_kit / "seed"))
+    frames = [np.zeros((8, 56, 56, 3), np.uint8)] * 2
+    prompts = ["Question: What is happening?", "Question: What does the video depict? Please tell"]
+    answers = ["A red circle.", "A blue square moving up."]
+    batch = models.training_batch(processor, frames, prompts, answers, max_length=512)
+    tok = processor.tokenizer
+    for i, answer in enumerate(answers):
+        kept = batch["labels"][i][batch["labels"][i] != models.IGNORE_INDEX]
+        text = tok.decode(kept)
+        assert text.startswith(answer), text  # the first answer token is trained, no prompt token is
+        assert text.endswith("<|im_end|>\n") or text.endswith("<|im_end|>")
+
+
+def test_seed_model_loads_through_auto_classes(small_kit):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model = AutoModelForImageTextToText.from_pretrained(small_kit / "seed")
+    processor = AutoProcessor.from_pretrained(small_kit / "seed")
+    rows = pq.read_table(small_kit / "heldout.parquet").to_pylist()
+    assert json.loads(rows[0]["verifiers"]) == {"action": "class"}
+    from vstar_ray.video import decode_clip
+
+    frames = [decode_clip(str(small_kit / r["video"]), 8, 56) for r in rows[:3]]
+    out = models.generate(model, processor, frames, [questions.answer_prompt(r["question"]) for r in rows[:3]],
+                          32, False, 1.0)
+    assert len(out) == 3 and all(isinstance(o, str) and o for o in out)
