@@ -27,16 +27,20 @@ def run_dir(small_kit, realdata, tmp_path_factory):
     ]
     write_manifest(rows + extra, work / "train.parquet")
     out = work / "run"
+    overrides = small_run_overrides(small_kit) + [f"data.train_manifest={work}/train.parquet",
+                                                  f"data.video_root={small_kit}"]
     args = ["run", "--config", "configs/demo.yaml", "--out", str(out)]
-    for item in small_run_overrides(small_kit) + [f"data.train_manifest={work}/train.parquet",
-                                                    f"data.video_root={small_kit}"]:
+    for item in overrides:
         args += ["--set", item]
     assert main(args) == 0
-    return out, len(rows) + len(extra), args
+    yield out, len(rows) + len(extra), args, overrides
+    import ray
+
+    ray.shutdown()
 
 
 def test_outputs_follow_the_design_layout(run_dir):
-    out, n_rows, _ = run_dir
+    out, n_rows, _, _ = run_dir
     for rel in ("config.yaml", "state.json", "metrics.json", "report.md", "report.png", "cycle_1/train.json",
                 "cycle_1/metrics.json", "cycle_1/checkpoint/config.json", "cycle_1/generated"):
         assert (out / rel).exists(), rel
@@ -56,7 +60,7 @@ def test_outputs_follow_the_design_layout(run_dir):
 
 
 def test_every_manifest_row_exactly_once_with_reasons(run_dir):
-    out, n_rows, _ = run_dir
+    out, n_rows, _, _ = run_dir
     table = pq.read_table(out / "cycle_1" / "generated").to_pylist()
     assert sorted(r["id"] for r in table) == sorted(set(r["id"] for r in table)) and len(table) == n_rows
     by_id = {r["id"]: r for r in table}
@@ -73,7 +77,7 @@ def test_every_manifest_row_exactly_once_with_reasons(run_dir):
 
 
 def test_train_json_is_llava_format_without_hint(run_dir):
-    out, _, _ = run_dir
+    out, _, _, _ = run_dir
     records = json.loads((out / "cycle_1" / "train.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())["cycles"][0]
     assert len(records) == metrics["kept_direct"] + metrics["kept_rationalized"]
@@ -88,7 +92,7 @@ def test_checkpoint_loads_and_differs_from_seed(run_dir, small_kit):
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    out, _, _ = run_dir
+    out, _, _, _ = run_dir
     trained = AutoModelForImageTextToText.from_pretrained(out / "cycle_1" / "checkpoint")
     seed = AutoModelForImageTextToText.from_pretrained(small_kit / "seed")
     AutoProcessor.from_pretrained(out / "cycle_1" / "checkpoint")
@@ -97,7 +101,7 @@ def test_checkpoint_loads_and_differs_from_seed(run_dir, small_kit):
 
 
 def test_resume_skips_finished_stages(run_dir, capsys):
-    out, _, args = run_dir
+    out, _, args, _ = run_dir
     before = json.loads((out / "metrics.json").read_text())
     assert main(args) == 2  # an existing run is not overwritten without --resume
     assert "--resume" in capsys.readouterr().err
@@ -105,3 +109,22 @@ def test_resume_skips_finished_stages(run_dir, capsys):
     assert "cycle_1/train: done earlier, skipped" in capsys.readouterr().out
     after = json.loads((out / "metrics.json").read_text())
     assert after == before
+
+
+def test_lora_finetune_writes_a_loadable_adapter(run_dir, small_kit, tmp_path):
+    from safetensors.torch import load_file
+
+    from vstar_ray import models
+    from vstar_ray.config import load_config
+    from vstar_ray.train import finetune
+
+    out, _, _, overrides = run_dir
+    cfg = load_config("configs/demo.yaml", overrides + ["train.lora=true"])
+    result = finetune(cfg, out / "cycle_1" / "generated", cfg.data.train_manifest, str(small_kit / "seed"),
+                      tmp_path / "adapter", tmp_path / "ray_train", final_cycle=False, name="lora")
+    assert result["steps"] > 0
+    weights = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    lora_b = [w for k, w in weights.items() if "lora_B" in k]
+    assert lora_b and max(float(w.abs().max()) for w in lora_b) > 0  # trained, not the zero init
+    model = models.load_model(str(tmp_path / "adapter"))  # base + adapter, merged
+    assert not any("lora" in name for name, _ in model.named_parameters())

@@ -35,9 +35,6 @@ def test_bad_files_become_error_rows(tmp_path, realdata):
         "id": np.array(["a", "b", "c", "d", "e"], dtype=object),
         "video": np.array(["empty.mp4", "text.mp4", str(good), "missing.mp4", "../../etc/passwd"], dtype=object),
     }
-    import ray
-
-    ray.init(num_cpus=1, include_dashboard=False) if not ray.is_initialized() else None
     out = decode_batch(batch, str(tmp_path), 8, 32)
     errors = list(out["error"])
     assert errors[2] == "" and out["frames"][2].std() > 1

@@ -19,14 +19,12 @@ DEFAULT_KIT = os.environ.get("VSTAR_DEMO_KIT", "~/.cache/vstar-ray/demo-kit")
 def _demo(args: argparse.Namespace) -> None:
     from vstar_ray import cycles
 
-    overrides = [f"cycles={args.cycles}"] if args.cycles else []
+    overrides = [f"demo_kit={DEFAULT_KIT}"] if "VSTAR_DEMO_KIT" in os.environ else []
+    overrides += [f"cycles={args.cycles}"] if args.cycles else []
     cfg = load_config(args.config, overrides + list(args.set))
-    if not cfg.demo_kit:
-        cfg = load_config(args.config, [f"demo_kit={DEFAULT_KIT}"] + overrides + list(args.set))
-    metrics = cycles.run(cfg, args.out, resume=args.resume)
+    cycles.run(cfg, args.out, resume=args.resume)
     _copy_seed(cfg, Path(args.out))
     print(f"\nwrote {Path(args.out).resolve()} (metrics.json, report.md, report.png)")
-    del metrics
 
 
 def _copy_seed(cfg, out: Path) -> None:

@@ -108,13 +108,12 @@ def run(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     out = Path(out).resolve()
     if (out / "state.json").exists() and not resume:
         raise ConfigError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
-    if resume and (out / "config.yaml").exists():
-        previous = yaml.safe_load((out / "config.yaml").read_text())
-        if previous != to_dict(cfg):
-            log("note: the config differs from the one this run started with; finished stages are kept")
     out.mkdir(parents=True, exist_ok=True)
     cfg = resolve_demo(cfg)
     check_inputs(cfg)
+    if resume and (out / "config.yaml").exists():
+        if yaml.safe_load((out / "config.yaml").read_text()) != to_dict(cfg):
+            log("note: the config differs from the one this run started with; finished stages are kept")
     save_config(cfg, out / "config.yaml")
     state = RunState(out)
     if not ray.is_initialized():

@@ -15,7 +15,7 @@ from vstar_ray.video import DecodeError, decode_clip
 def _node_id() -> str:
     import ray
 
-    return ray.get_runtime_context().get_node_id()
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
 
 
 def decode_batch(batch: dict[str, np.ndarray], video_root: str, num_frames: int, size: int) -> dict[str, np.ndarray]:
