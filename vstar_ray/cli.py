@@ -31,9 +31,7 @@ def _copy_seed(cfg, out: Path) -> None:
     """The demo's output carries the seed model it started from (DIR/seed/)."""
     import shutil
 
-    from vstar_ray.cycles import resolve_demo
-
-    seed = Path(resolve_demo(cfg).model.path)
+    seed = Path(cfg.model.path or Path(cfg.demo_kit).expanduser() / "seed")
     if not (out / "seed").exists():
         shutil.copytree(seed, out / "seed")
 

@@ -79,12 +79,12 @@ def check_inputs(cfg: Config) -> None:
         load_thresholds(cfg.verify.thresholds)
 
 
-def write_train_json(generated: Path, out: Path, only_direct: bool) -> int:
+def write_train_json(generated: Path, out: Path, sources: set[str]) -> int:
     """Kept pairs as LLaVA conversations (VSTaR-1M format); the human turn is the question without hint."""
     table = pq.read_table(generated, columns=["id", "video", "question", "kept_from", "kept_answer"])
     records = []
     for row in table.to_pylist():
-        if row["kept_from"] == "direct" or (row["kept_from"] == "rationalized" and not only_direct):
+        if row["kept_from"] in sources:
             records.append({
                 "id": row["id"],
                 "video": row["video"],
@@ -103,7 +103,7 @@ def run(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     import ray
 
     from vstar_ray.pipeline import run_pass
-    from vstar_ray.train import finetune
+    from vstar_ray.train import finetune, trained_sources
 
     out = Path(out).resolve()
     if (out / "state.json").exists() and not resume:
@@ -136,10 +136,10 @@ def run(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     current, best = pretrained, baseline["accuracy"]
     for k in range(1, cfg.cycles + 1):
         cdir, final = out / f"cycle_{k}", k == cfg.cycles
-        only_direct = final and cfg.keep_rationalized == "intermediate"
+        sources = trained_sources(final, cfg.keep_rationalized)
         gen = stage(f"cycle_{k}/generate", lambda: run_pass(cfg, manifest, current, cdir / "generated", "train"))
         stage(f"cycle_{k}/train_json",
-              lambda: {"records": write_train_json(cdir / "generated", cdir / "train.json", only_direct)})
+              lambda: {"records": write_train_json(cdir / "generated", cdir / "train.json", sources)})
         base = pretrained if cfg.train.restart_from_pretrained else current
         trained = stage(f"cycle_{k}/train", lambda: finetune(
             cfg, cdir / "generated", manifest, base, cdir / "checkpoint", out / "ray_train", final, name=f"cycle_{k}"))

@@ -133,14 +133,19 @@ def train_loop(config: dict) -> None:
         dist.barrier()
 
 
+def trained_sources(final_cycle: bool, keep_rationalized: str) -> set[str]:
+    """Which kept answers a cycle trains on: rationalized ones too, except in the final cycle if configured."""
+    return {"direct"} if final_cycle and keep_rationalized == "intermediate" else {"direct", "rationalized"}
+
+
 def training_dataset(cfg: Config, generated_dir: str | Path, manifest: str, final_cycle: bool) -> ray.data.Dataset:
     """Kept records, decoded again for training; the final cycle may keep direct answers only."""
     from vstar_ray import questions
 
-    only_direct = final_cycle and cfg.keep_rationalized == "intermediate"
+    sources = trained_sources(final_cycle, cfg.keep_rationalized)
 
     def select(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        keep = np.array([k == "direct" or (k == "rationalized" and not only_direct) for k in batch["kept_from"]])
+        keep = np.array([k in sources for k in batch["kept_from"]])
         out = {c: batch[c][keep] for c in ("id", "video", "start", "end", "question", "kept_answer") if c in batch}
         out["prompt"] = np.array([questions.answer_prompt(q) for q in out["question"]], dtype=object)
         return out
@@ -161,7 +166,7 @@ def count_kept(generated_dir: str | Path, final_cycle: bool, keep_rationalized: 
     import pyarrow.parquet as pq
 
     kept_from = pq.read_table(str(generated_dir), columns=["kept_from"])["kept_from"].to_pylist()
-    allowed = {"direct"} if final_cycle and keep_rationalized == "intermediate" else {"direct", "rationalized"}
+    allowed = trained_sources(final_cycle, keep_rationalized)
     return sum(k in allowed for k in kept_from)
 
 
