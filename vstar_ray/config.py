@@ -54,6 +54,7 @@ class GenerateConfig:
 @dataclass(frozen=True)
 class VerifyConfig:
     thresholds: str = ""  # thresholds.yaml; empty means the defaults of DESIGN.md section 3
+    embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"  # sentence types; loaded only if used
     num_cpus: float = 0.25
 
 

@@ -61,12 +61,15 @@ def build_dataset(cfg: Config, manifest: str, model_path: str, mode: str) -> ray
     )
     ds = ds.map_batches(Generator, fn_constructor_kwargs={**generator_args, "mode": "eval" if mode == "eval" else "answer"},
                         **actors)
-    ds = ds.map_batches(verify_batch, fn_kwargs=dict(prefix="direct", answer_column="answer", thresholds=thresholds),
+    ds = ds.map_batches(verify_batch, fn_kwargs=dict(prefix="direct", answer_column="answer", thresholds=thresholds,
+                                                      embedding_model=cfg.verify.embedding_model),
                         num_cpus=cfg.verify.num_cpus)
     if rationalize:
         ds = ds.map_batches(Generator, fn_constructor_kwargs={**generator_args, "mode": "rationalize"}, **actors)
         ds = ds.map_batches(verify_batch, fn_kwargs=dict(prefix="rationalized", answer_column="rationalized_answer",
-                                                         thresholds=thresholds), num_cpus=cfg.verify.num_cpus)
+                                                         thresholds=thresholds,
+                                                         embedding_model=cfg.verify.embedding_model),
+                            num_cpus=cfg.verify.num_cpus)
     return ds.map_batches(finalize_batch, fn_kwargs=dict(rationalized=rationalize), num_cpus=cfg.verify.num_cpus)
 
 

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from vstar_ray.manifest import resolve_video
-from vstar_ray.verify import RecordError, verify_labels
+from vstar_ray.verify import RecordError, set_embedding_model, verify_many
 from vstar_ray.video import DecodeError, decode_clip
 
 
@@ -42,21 +42,22 @@ def decode_batch(batch: dict[str, np.ndarray], video_root: str, num_frames: int,
 
 
 def verify_batch(
-    batch: dict[str, np.ndarray], prefix: str, answer_column: str, thresholds: dict
+    batch: dict[str, np.ndarray], prefix: str, answer_column: str, thresholds: dict, embedding_model: str = ""
 ) -> dict[str, np.ndarray]:
-    """Adds ``{prefix}_verified`` and ``{prefix}_verdicts``/``{prefix}_extracted`` (JSON strings)."""
+    """Adds ``{prefix}_verified`` and ``{prefix}_verdicts``/``{prefix}_extracted`` (JSON strings).
+
+    The whole batch goes through ``verify_many`` at once, so sentence types embed in one call."""
     start = time.perf_counter()
+    if embedding_model:
+        set_embedding_model(embedding_model)
     n = len(batch["id"])
     verified, verdicts, extracted = np.zeros(n, dtype=bool), [""] * n, [""] * n
     errors = list(batch["error"])
-    for i in range(n):
-        answer = batch[answer_column][i]
-        if errors[i] or not answer:
-            continue
-        try:
-            result = verify_labels(str(batch["id"][i]), answer, batch["labels"][i], batch["verifiers"][i], thresholds)
-        except RecordError as e:
-            errors[i] = f"verify failed: {e}"
+    todo = [i for i in range(n) if not errors[i] and batch[answer_column][i]]
+    items = [(str(batch["id"][i]), batch[answer_column][i], batch["labels"][i], batch["verifiers"][i]) for i in todo]
+    for i, result in zip(todo, verify_many(items, thresholds, raise_errors=False)):
+        if isinstance(result, RecordError):
+            errors[i] = f"verify failed: {result}"
             continue
         verified[i] = result["verified"]
         verdicts[i] = json.dumps(result["verdicts"])

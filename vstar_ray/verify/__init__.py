@@ -9,10 +9,14 @@ from vstar_ray.verify.registry import (
     Verifier,
     default_thresholds,
     load_thresholds,
+    parse_labels,
     register,
     verify_labels,
+    verify_many,
     verify_record,
+    verify_records,
 )
+from vstar_ray.verify.sentences import set_embedding_model
 
 __all__ = [
     "VERIFIERS",
@@ -20,7 +24,11 @@ __all__ = [
     "Verifier",
     "default_thresholds",
     "load_thresholds",
+    "parse_labels",
     "register",
+    "set_embedding_model",
     "verify_labels",
+    "verify_many",
     "verify_record",
+    "verify_records",
 ]

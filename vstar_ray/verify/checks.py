@@ -149,12 +149,33 @@ def check_bbox_label(label: Any) -> None:
         raise ValueError(f"bbox label must be normalized corners with x1 < x2 and y1 < y2, got {label!r}")
 
 
+_BRACKETED = re.compile(r"[\[(]([^\[\]()]{0,200})[\])]")
+
+
+def _boxes(answer: str) -> list[list[float]]:
+    """Candidate corner boxes, in order: every bracketed group of exactly 4 numbers with x1<x2, y1<y2."""
+    out = []
+    for m in _BRACKETED.finditer(answer):
+        found = numbers(m.group(1))
+        if len(found) == 4 and found[0] < found[2] and found[1] < found[3]:
+            out.append(found)
+    return out
+
+
 def verify_bbox(answer: str, label: Any, iou: float = 0.5) -> tuple[bool, Any]:
-    """The last 4 numbers forming a valid corner box overlap the label with IoU >= ``iou``."""
+    """The last box stated overlaps the label (normalized corners) with IoU >= ``iou``.
+
+    The box is the last bracketed ``[x1, y1, x2, y2]`` (or ``(...)``); without one, the last 4
+    consecutive numbers in [0, 1] forming valid corners (so "in frame 4 of 8" after a box is not read as one).
+    """
+    boxes = _boxes(answer)
+    if boxes:
+        box = boxes[-1]
+        return box_iou(tuple(box), tuple(label)) >= iou, box
     found = numbers(answer)
     for i in range(len(found) - 4, -1, -1):
         x1, y1, x2, y2 = found[i : i + 4]
-        if x1 < x2 and y1 < y2:
+        if 0.0 <= x1 < x2 <= 1.0 and 0.0 <= y1 < y2 <= 1.0:
             return box_iou((x1, y1, x2, y2), tuple(label)) >= iou, [x1, y1, x2, y2]
     return False, None
 

@@ -1,0 +1,78 @@
+"""The ``vstar verify`` record contract (DESIGN.md section 4), through the real command line."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+RECORDS = [
+    {"id": "ok", "question": "What happens?", "output": "A red circle is moving left.",
+     "labels": {"action": "red circle moving left"}, "verifiers": {"action": "class"}},
+    {"id": "wrong", "question": "Score?", "output": "I think 12.", "labels": {"score": 80.5},
+     "verifiers": {"score": "float"}},
+    {"id": "seq", "question": "Steps?", "output": "He takes off forward, then tucks into a pike, then enters the water.",
+     "labels": {"steps": ["forward", "pike", "entry into the water"]}, "verifiers": {"steps": "sentence_sequence"}},
+    {"id": "box3", "question": "Where?", "output": "[0.1, 0.2, 0.3, 0.4]", "labels": {"b": [0.1, 0.2, 0.3]},
+     "verifiers": {"b": "bbox"}},
+    {"id": "nokind", "question": "?", "output": "x", "labels": {"a": "cat"}, "verifiers": {"a": "colour"}},
+    {"id": "nooutput", "question": "?", "labels": {"a": "cat"}, "verifiers": {"a": "class"}},
+    {"id": "zero", "question": "?", "output": "", "labels": {"n": 0}, "verifiers": {"n": "float"}},
+]
+
+
+def vstar(*args):
+    return subprocess.run([sys.executable, "-m", "vstar_ray", *args], capture_output=True, text=True)
+
+
+@pytest.fixture
+def records_file(tmp_path):
+    path = tmp_path / "in.jsonl"
+    lines = [json.dumps(r) for r in RECORDS]
+    lines.insert(4, "{not json")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_bad_record_stops_with_its_id_and_writes_nothing(records_file, tmp_path):
+    out = tmp_path / "out.jsonl"
+    res = vstar("verify", "--in", str(records_file), "--out", str(out))
+    assert res.returncode == 2
+    assert "line 4: record 'box3'" in res.stderr and "bbox label" in res.stderr
+    assert not out.exists() and not list(tmp_path.glob(".out.jsonl*"))
+
+
+def test_skip_invalid_keeps_every_other_record(records_file, tmp_path):
+    out = tmp_path / "out.jsonl"
+    res = vstar("verify", "--in", str(records_file), "--out", str(out), "--skip-invalid", "--batch-size", "3")
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == len(RECORDS) + 1
+    by_id = {r.get("id"): r for r in rows}
+    assert by_id["ok"]["verified"] is True and by_id["ok"]["verdicts"] == {"action": True}
+    assert by_id["ok"]["extracted"] == {"action": "red circle moving left"} and by_id["ok"]["question"] == "What happens?"
+    assert by_id["wrong"]["verified"] is False and by_id["wrong"]["extracted"] == {"score": 12.0}
+    assert by_id["seq"]["verified"] is True
+    assert by_id["zero"]["verified"] is False and by_id["zero"]["extracted"] == {"n": None}
+    assert "bbox label" in by_id["box3"]["error"] and "verified" not in by_id["box3"]
+    assert "unknown verifier type 'colour'" in by_id["nokind"]["error"]
+    assert "missing field 'output'" in by_id["nooutput"]["error"]
+    assert "not valid JSON" in rows[4]["error"]
+    assert "4 invalid" in res.stdout and "line 5" in res.stderr
+
+
+def test_thresholds_file_changes_the_verdict(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "f", "question": "?", "output": "final score: 85", "labels": {"s": 80.0},
+                               "verifiers": {"s": "float"}}) + "\n")
+    loose = tmp_path / "t.yaml"
+    loose.write_text("float: {rel_tol: 0.1}\n")
+    for thresholds, expected in ((None, False), (loose, True)):
+        out = tmp_path / "out.jsonl"
+        res = vstar("verify", "--in", str(src), "--out", str(out), *(["--thresholds", str(thresholds)] if thresholds else []))
+        assert res.returncode == 0, res.stderr
+        assert json.loads(out.read_text())["verified"] is expected
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("nope: {x: 1}\n")
+    res = vstar("verify", "--in", str(src), "--out", str(tmp_path / "o.jsonl"), "--thresholds", str(bad))
+    assert res.returncode == 2 and "unknown verifier type 'nope'" in res.stderr
