@@ -36,3 +36,13 @@ def small_run_overrides(kit: Path) -> list[str]:
         "train.epochs=1",
         "train.batch_size=4",
     ]
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A real local Ray cluster for one test module, shut down after it (test modules run one at a time)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from vstar_ray.config import ConfigError, load_config
 from vstar_ray.manifest import ManifestError
+from vstar_ray.tune import TuneError
 from vstar_ray.verify import RecordError
 
 REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -39,7 +40,8 @@ def _copy_seed(cfg, out: Path) -> None:
 def _run(args: argparse.Namespace) -> None:
     from vstar_ray import cycles
 
-    cycles.run(load_config(args.config, list(args.set)), args.out, resume=args.resume)
+    overrides = list(args.set) + ([f"verify.thresholds={args.thresholds}"] if args.thresholds else [])
+    cycles.run(load_config(args.config, overrides), args.out, resume=args.resume)
 
 
 def _generate(args: argparse.Namespace) -> None:
@@ -76,31 +78,65 @@ def _eval(args: argparse.Namespace) -> None:
 
 
 def _verify(args: argparse.Namespace) -> None:
-    from vstar_ray.io import atomic_write_text
-    from vstar_ray.verify import load_thresholds, verify_record
+    from vstar_ray.verify import load_thresholds, set_embedding_model, verify_records
 
     thresholds = load_thresholds(args.thresholds)
-    lines, bad = [], 0
-    with open(args.inp) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise RecordError(f"line {n}: expected a JSON object")
-                result = verify_record(record, thresholds)
-            except (json.JSONDecodeError, RecordError) as e:
-                message = f"{args.inp} line {n}: {e}"
-                if not args.skip_invalid:
-                    raise RecordError(message) from e
-                bad += 1
-                print(f"skipped: {message}", file=sys.stderr)
-                result = {**(record if isinstance(record, dict) else {}), "error": str(e)}
-            lines.append(json.dumps(result, ensure_ascii=False))
-    atomic_write_text(args.out, "\n".join(lines) + ("\n" if lines else ""))
-    verified = sum(1 for line in lines if json.loads(line).get("verified"))
-    print(f"{len(lines)} records, {verified} verified, {bad} invalid -> {args.out}")
+    if args.embedding_model:
+        set_embedding_model(args.embedding_model)
+    out = Path(args.out)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    counts = {"records": 0, "verified": 0, "invalid": 0}
+
+    def flush(chunk: list[tuple[int, object]], f) -> None:
+        parsed = [r for _, r in chunk if not isinstance(r, Exception)]
+        try:
+            verified = iter(verify_records(parsed, thresholds, skip_invalid=args.skip_invalid))
+        except RecordError as e:
+            line = next((n for n, r in chunk if isinstance(r, dict) and f"record {str(r.get('id'))!r}" in str(e)),
+                        chunk[0][0])
+            raise RecordError(f"{args.inp} line {line}: {e}") from e
+        results = [{"error": str(r)} if isinstance(r, Exception) else next(verified) for _, r in chunk]
+        for (n, _), result in zip(chunk, results):
+            counts["records"] += 1
+            if "error" in result:
+                counts["invalid"] += 1
+                print(f"skipped: {args.inp} line {n}: {result['error']}", file=sys.stderr)
+            counts["verified"] += bool(result.get("verified"))
+            f.write(json.dumps(result, ensure_ascii=False) + "\n")
+
+    try:
+        with open(args.inp, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as f:
+            chunk: list[tuple[int, object]] = []
+            for n, line in enumerate(src, 1):
+                if not line.strip():
+                    continue
+                try:
+                    chunk.append((n, json.loads(line)))
+                except json.JSONDecodeError as e:
+                    if not args.skip_invalid:
+                        flush(chunk, f)  # an earlier bad record is reported first
+                        raise RecordError(f"{args.inp} line {n}: not valid JSON: {e}") from e
+                    chunk.append((n, ValueError(f"not valid JSON: {e}")))
+                if len(chunk) >= args.batch_size:
+                    flush(chunk, f)
+                    chunk = []
+            if chunk:
+                flush(chunk, f)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"{counts['records']} records, {counts['verified']} verified, {counts['invalid']} invalid -> {out}")
+
+
+def _tune(args: argparse.Namespace) -> None:
+    from vstar_ray.tune import run_tune
+
+    run_tune(args.records, args.out, trials=args.trials, metric=args.metric, min_yield=args.min_yield,
+                       holdout=args.holdout, seed=args.seed, max_concurrent=args.max_concurrent,
+                       base_thresholds=args.thresholds)
+    out = Path(args.out)
+    print(Path(out.with_name(f"{out.stem}_tune.md")).read_text())
+    print(f"wrote {out} and {out.stem}_tune.json/.md/.png beside it")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("run", help="the full multi-cycle run (what the Ray job runs)")
     p.add_argument("--out", required=True)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--thresholds", help="thresholds.yaml (same as --set verify.thresholds=...)")
     with_config(p, required=True)
     p.set_defaults(fn=_run)
 
@@ -145,7 +182,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--thresholds")
     p.add_argument("--skip-invalid", action="store_true", help="write bad records with an 'error' field instead of stopping")
+    p.add_argument("--batch-size", type=int, default=4096, help="records verified together (sentence types embed in batches)")
+    p.add_argument("--embedding-model", default="", help="sentence types: model id or folder (default all-MiniLM-L6-v2)")
     p.set_defaults(fn=_verify)
+
+    p = verbs.add_parser("tune", help="Ray Tune over the verifier thresholds against records with a human 'gold'")
+    p.add_argument("--records", required=True, help="JSONL verify records with 'gold' (true/false)")
+    p.add_argument("--out", required=True, help="thresholds.yaml to write")
+    p.add_argument("--trials", type=int, default=40, help="trials per group of types that share records")
+    p.add_argument("--metric", default="f1", choices=["f1", "precision_at_yield"])
+    p.add_argument("--min-yield", type=float, default=0.3, help="precision_at_yield: least fraction kept")
+    p.add_argument("--holdout", type=float, default=0.3, help="fraction of records held out to compare on")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-concurrent", type=int, default=2, help="trials running at once (ConcurrencyLimiter)")
+    p.add_argument("--thresholds", help="start from this thresholds.yaml instead of the defaults")
+    p.set_defaults(fn=_tune)
     return parser
 
 
@@ -153,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.fn(args)
-    except (ConfigError, ManifestError, RecordError, ValueError, FileNotFoundError) as e:
+    except (ConfigError, ManifestError, RecordError, TuneError, ValueError, FileNotFoundError) as e:
         print(f"vstar {args.verb}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -150,7 +150,7 @@ def training_dataset(cfg: Config, generated_dir: str | Path, manifest: str, fina
         out["prompt"] = np.array([questions.answer_prompt(q) for q in out["question"]], dtype=object)
         return out
 
-    ds = ray.data.read_parquet(str(generated_dir), columns=["id", "video", "question", "kept_from", "kept_answer"])
+    ds = ray.data.read_parquet(str(generated_dir))  # start/end included: train on the clip that was answered
     ds = ds.map_batches(select, num_cpus=cfg.verify.num_cpus)
     ds = ds.map_batches(
         decode_batch,
