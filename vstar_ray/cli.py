@@ -10,6 +10,7 @@ from pathlib import Path
 
 from vstar_ray.config import ConfigError, load_config
 from vstar_ray.manifest import ManifestError
+from vstar_ray.prepare.common import AnnotationError
 from vstar_ray.tune import TuneError
 from vstar_ray.verify import RecordError
 
@@ -128,6 +129,20 @@ def _verify(args: argparse.Namespace) -> None:
     print(f"{counts['records']} records, {counts['verified']} verified, {counts['invalid']} invalid -> {out}")
 
 
+def _prepare(args: argparse.Namespace) -> None:
+    from vstar_ray.prepare import prepare
+
+    report = prepare(args.source, args.annotations, args.videos, args.out, templates=args.templates, seed=args.seed,
+                     split=args.split, classes=args.classes)
+    print(f"{report['rows']} rows -> {report['manifest']}")
+    if report["skipped"]:
+        print(f"{report['skipped']} rows skipped ({report['skipped_file']}):")
+        for reason, count in report["skipped_by_reason"].items():
+            print(f"  {count:>7}  {reason}")
+        for s in report["first_skipped"]:
+            print(f"  e.g. {s['id']}: {s['reason']}")
+
+
 def _tune(args: argparse.Namespace) -> None:
     from vstar_ray.tune import run_tune
 
@@ -186,6 +201,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embedding-model", default="", help="sentence types: model id or folder (default all-MiniLM-L6-v2)")
     p.set_defaults(fn=_verify)
 
+    p = verbs.add_parser("prepare", help="a label source's annotation files to a manifest")
+    p.add_argument("--source", required=True,
+                   choices=["kinetics700", "kinetics400", "kinetics600", "finediving", "star", "ssv2", "table"])
+    p.add_argument("--annotations", required=True, help="annotation file or folder, as the dataset ships it")
+    p.add_argument("--videos", required=True, help="folder holding the videos (or frame folders)")
+    p.add_argument("--out", required=True, help="manifest parquet to write")
+    p.add_argument("--templates", help="YAML {label type: [question, ...]} replacing the built-in questions")
+    p.add_argument("--seed", type=int, default=0, help="question choice seed (a manifest is reproducible)")
+    p.add_argument("--split", default="", help="keep only this split (e.g. train, validate)")
+    p.add_argument("--classes", help="kinetics: class list (one per line); rows of other classes are skipped")
+    p.set_defaults(fn=_prepare)
+
     p = verbs.add_parser("tune", help="Ray Tune over the verifier thresholds against records with a human 'gold'")
     p.add_argument("--records", required=True, help="JSONL verify records with 'gold' (true/false)")
     p.add_argument("--out", required=True, help="thresholds.yaml to write")
@@ -204,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.fn(args)
-    except (ConfigError, ManifestError, RecordError, TuneError, ValueError, FileNotFoundError) as e:
+    except (ConfigError, ManifestError, RecordError, TuneError, AnnotationError, ValueError, FileNotFoundError) as e:
         print(f"vstar {args.verb}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -81,11 +81,13 @@ def check_inputs(cfg: Config) -> None:
 
 def write_train_json(generated: Path, out: Path, sources: set[str]) -> int:
     """Kept pairs as LLaVA conversations (VSTaR-1M format); the human turn is the question without hint."""
-    table = pq.read_table(generated, columns=["id", "video", "question", "kept_from", "kept_answer"])
+    wanted = ["id", "video", "start", "end", "question", "kept_from", "kept_answer"]
+    names = pq.ParquetDataset(generated).schema.names
+    table = pq.read_table(generated, columns=[c for c in wanted if c in names])
     records = []
     for row in table.to_pylist():
         if row["kept_from"] in sources:
-            records.append({
+            record = {
                 "id": row["id"],
                 "video": row["video"],
                 "conversations": [
@@ -93,7 +95,12 @@ def write_train_json(generated: Path, out: Path, sources: set[str]) -> int:
                     {"from": "gpt", "value": row["kept_answer"]},
                 ],
                 "kept_from": row["kept_from"],
-            })
+            }
+            for key in ("start", "end"):  # the clip window inside a longer video, when the manifest has one
+                value = row.get(key)
+                if value is not None and value == value:
+                    record[key] = value
+            records.append(record)
     atomic_write_text(out, json.dumps(records, indent=1) + "\n")
     return len(records)
 

@@ -61,10 +61,35 @@ def decode_with_pyav(path: str, num_frames: int, start: float | None, end: float
     return np.stack([frames[i] for i in sample_indices(last - first, num_frames, first)])
 
 
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def decode_frame_folder(path: str, num_frames: int, size: int) -> np.ndarray:
+    """A clip stored as a folder of frame images (FineDiving's per-dive folders), in file-name order."""
+    import os
+
+    names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS))
+    if not names:
+        raise DecodeError(f"frame folder {path} holds no images")
+    frames = []
+    for i in sample_indices(len(names), num_frames):
+        try:
+            with Image.open(os.path.join(path, names[i])) as im:
+                frames.append(np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR)))
+        except OSError as e:
+            raise DecodeError(f"frame {names[i]} in {path}: {e}") from e
+    return np.stack(frames)
+
+
 def decode_clip(
     path: str, num_frames: int, size: int, start: float | None = None, end: float | None = None
 ) -> np.ndarray:
-    """(num_frames, size, size, 3) uint8, or DecodeError with both decoders' reasons."""
+    """(num_frames, size, size, 3) uint8, or DecodeError with both decoders' reasons.
+    A folder is read as a clip of frame images."""
+    import os
+
+    if os.path.isdir(path):
+        return decode_frame_folder(path, num_frames, size)
     reasons = []
     for name, decode in (("decord", decode_with_decord), ("pyav", decode_with_pyav)):
         try:

@@ -16,7 +16,7 @@ from rapidfuzz import fuzz, process
 STOP_WORDS = frozenset(
     """a an and are as at be been but by can did do does for from had has have he her his how i if in into is it
     its of on or our she so some than that the their them then there these they this those to was we were what
-    when where which who whom why will with you your not no yes off out up""".split()
+    when where which who whom why will with you your not no yes off out up something someone somebody somewhere""".split()
 )
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w])")
