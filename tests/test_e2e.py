@@ -27,8 +27,14 @@ def run_dir(small_kit, realdata, tmp_path_factory):
     ]
     write_manifest(rows + extra, work / "train.parquet")
     out = work / "run"
+    tc_videos = work / "tempcompass_videos"
+    tc_videos.mkdir()
+    shutil.copy(realdata / "videos" / "tempcompass_1021488277__pineapple_pickup.gif", tc_videos / "1021488277.gif")
     overrides = small_run_overrides(small_kit) + [f"data.train_manifest={work}/train.parquet",
-                                                  f"data.video_root={small_kit}"]
+                                                  f"data.video_root={small_kit}",
+                                                  f"eval.tempcompass_questions={realdata}/annotations/tempcompass",
+                                                  f"eval.tempcompass_videos={tc_videos}",
+                                                  "eval.tempcompass_tasks=multi-choice,yes_no"]
     args = ["run", "--config", "configs/demo.yaml", "--out", str(out)]
     for item in overrides:
         args += ["--set", item]
@@ -57,6 +63,14 @@ def test_outputs_follow_the_design_layout(run_dir):
     assert cycle["kept_rationalized"] > 0
     assert set(cycle["timings"]) >= {"generate", "train", "eval"}
     assert cycle["nodes"]["generate.answer"]
+    for entry in (metrics["baseline"], cycle):  # the evaluation suites, seed and every cycle
+        assert set(entry["tempcompass"]) == {"multi-choice", "yes_no"}
+    assert cycle["eval"]["by_type"]["class"]["total"] == 16 and len(cycle["eval"]["overall"]["ci95"]) == 2
+    report = (out / "report.md").read_text()
+    assert "Held-out accuracy by label type" in report and "TempCompass accuracy by task" in report
+    assert (out / "cycle_1" / "eval_report.md").exists() and (out / "cycle_1" / "tempcompass" / "results.json").exists()
+    evaluated = pq.read_table(out / "cycle_1" / "eval").to_pylist()
+    assert all(r["prompt"].startswith("Question: ") for r in evaluated if not r["error"])  # prompts recorded
 
 
 def test_every_manifest_row_exactly_once_with_reasons(run_dir):

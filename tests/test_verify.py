@@ -209,3 +209,10 @@ def test_any_bracketed_box_is_extracted_before_trailing_numbers(b, fmt, n1, n2):
         return
     text = f"Box: {fmt.format(*b)} seen in frame {n1} of {n2}."
     assert check(text, list(b), "bbox")["extracted"]["x"] == pytest.approx(list(b))
+
+
+def test_sentence_types_survive_huge_unicode_and_empty_answers():
+    big = "Le plongeur 🙂 saute. " * 5000  # ~110 KB, thousands of sentences
+    assert not check(big, "someone plays the guitar", "sentence")["verified"]
+    assert not check(big, DIVE, "sentence_sequence")["verified"]
+    assert not check("🙂🙂🙂", DIVE, "sentence_sequence")["verified"]

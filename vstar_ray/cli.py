@@ -11,6 +11,7 @@ from pathlib import Path
 from vstar_ray.config import ConfigError, load_config
 from vstar_ray.manifest import ManifestError
 from vstar_ray.prepare.common import AnnotationError
+from vstar_ray.tempcompass import TempCompassError
 from vstar_ray.tune import TuneError
 from vstar_ray.verify import RecordError
 
@@ -55,7 +56,8 @@ def _generate(args: argparse.Namespace) -> None:
     overrides = list(args.set) + ([f"verify.thresholds={args.thresholds}"] if args.thresholds else [])
     cfg = load_config(args.config, overrides)
     validate_manifest(args.manifest)
-    ray.init()
+    if not ray.is_initialized():
+        ray.init()
     out = Path(args.out)
     summary = run_pass(cfg, args.manifest, args.model, out / "generated", "train")
     atomic_write_json(out / "metrics.json", summary)
@@ -66,16 +68,38 @@ def _eval(args: argparse.Namespace) -> None:
     import ray
 
     from vstar_ray.io import atomic_write_json
-    from vstar_ray.manifest import validate_manifest
-    from vstar_ray.pipeline import run_pass
 
     cfg = load_config(args.config, list(args.set))
-    validate_manifest(args.manifest)
-    ray.init()
     out = Path(args.out)
-    summary = run_pass(cfg, args.manifest, args.model, out / "eval", "eval")
+    if args.benchmark == "tempcompass":
+        from vstar_ray import tempcompass
+
+        if not args.questions or not args.videos:
+            raise ValueError("--benchmark tempcompass needs --questions Q_DIR and --videos V_DIR")
+        tasks = [t for t in args.tasks.split(",") if t] or None
+        tempcompass.load_questions(args.questions, tasks)  # bad files fail before Ray starts
+        tempcompass.load_judge(args.judge)
+        if not ray.is_initialized():
+            ray.init()
+        summary = tempcompass.run(cfg, args.questions, args.videos, args.model, out, tasks=tasks, judge=args.judge,
+                                  limit=args.limit)
+        print(tempcompass.markdown(summary))
+        if summary["missing_videos"]:
+            print(f"{len(summary['missing_videos'])} videos missing (skipped), e.g. {summary['missing_videos'][:5]}")
+        print(f"wrote {out}/results.json, results.md, predictions.jsonl")
+        return
+    if not args.manifest:
+        raise ValueError("give --manifest M (held-out QA) or --benchmark tempcompass")
+    from vstar_ray.cycles import held_out_eval
+    from vstar_ray.manifest import validate_manifest
+
+    validate_manifest(args.manifest)
+    if not ray.is_initialized():
+        ray.init()
+    summary = held_out_eval(cfg, args.manifest, args.model, out, report_name="report.md")
     atomic_write_json(out / "metrics.json", {"eval_accuracy": summary["accuracy"], **summary})
-    print(json.dumps({"eval_accuracy": summary["accuracy"], **summary}, indent=2))
+    print((out / "report.md").read_text())
+    print(f"wrote {out}/metrics.json, report.md, eval/ (every answer and its prompt)")
 
 
 def _verify(args: argparse.Namespace) -> None:
@@ -185,8 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p, required=False)
     p.set_defaults(fn=_generate)
 
-    p = verbs.add_parser("eval", help="held-out accuracy of a model on a manifest (greedy)")
-    p.add_argument("--manifest", required=True)
+    p = verbs.add_parser("eval", help="held-out QA accuracy of a model on a manifest, or a benchmark (greedy)")
+    p.add_argument("--manifest", help="held-out manifest: accuracy per label type and source, with 95%% CIs")
+    p.add_argument("--benchmark", choices=["tempcompass"], help="a published benchmark instead of a manifest")
+    p.add_argument("--questions", help="tempcompass: folder with multi-choice.json, yes_no.json, ...")
+    p.add_argument("--videos", help="tempcompass: folder with <video_id>.mp4")
+    p.add_argument("--tasks", default="", help="tempcompass: comma-separated subset of the four tasks")
+    p.add_argument("--judge", help="tempcompass: module:function deciding answers the rules cannot match")
+    p.add_argument("--limit", type=int, default=0, help="tempcompass: at most this many questions")
     p.add_argument("--model", required=True)
     p.add_argument("--out", required=True)
     with_config(p, required=False)
@@ -231,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.fn(args)
-    except (ConfigError, ManifestError, RecordError, TuneError, AnnotationError, ValueError, FileNotFoundError) as e:
+    except (ConfigError, ManifestError, RecordError, TuneError, AnnotationError, TempCompassError, ValueError, FileNotFoundError) as e:
         print(f"vstar {args.verb}: error: {e}", file=sys.stderr)
         return 2
     return 0

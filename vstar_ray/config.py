@@ -81,12 +81,23 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """Suites evaluated on the seed model and after every cycle (the held-out manifest always)."""
+
+    tempcompass_questions: str = ""  # folder with TempCompass's multi-choice.json, yes_no.json, ...; empty: off
+    tempcompass_videos: str = ""  # folder with <video_id>.mp4
+    tempcompass_tasks: str = ""  # comma-separated subset of multi-choice,yes_no,caption_matching,captioning
+    tempcompass_limit: int = 0  # at most this many questions (0: all)
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     cycles: int = 3
     seed: int = 0
     rationalize: bool = True

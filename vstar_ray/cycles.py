@@ -77,6 +77,16 @@ def check_inputs(cfg: Config) -> None:
         from vstar_ray.verify import load_thresholds
 
         load_thresholds(cfg.verify.thresholds)
+    if cfg.eval.tempcompass_questions:
+        from vstar_ray import tempcompass
+
+        tasks = [t.strip() for t in cfg.eval.tempcompass_tasks.split(",") if t.strip()] or None
+        try:
+            tempcompass.load_questions(cfg.eval.tempcompass_questions, tasks)
+        except tempcompass.TempCompassError as e:
+            raise ConfigError(f"eval.tempcompass_questions: {e}") from e
+        if not Path(cfg.eval.tempcompass_videos).is_dir():
+            raise ConfigError(f"eval.tempcompass_videos: {cfg.eval.tempcompass_videos!r} is not a folder")
 
 
 def write_train_json(generated: Path, out: Path, sources: set[str]) -> int:
@@ -103,6 +113,26 @@ def write_train_json(generated: Path, out: Path, sources: set[str]) -> int:
             records.append(record)
     atomic_write_text(out, json.dumps(records, indent=1) + "\n")
     return len(records)
+
+
+def held_out_eval(cfg: Config, manifest: str, model: str, folder: Path, report_name: str = "eval_report.md") -> dict:
+    """The greedy held-out pass, its per-type/per-source scores with 95% CIs, and ``folder/<report_name>``."""
+    from vstar_ray.evaluate import write_report
+    from vstar_ray.pipeline import run_pass
+
+    summary = run_pass(cfg, manifest, model, folder / "eval", "eval")
+    return {**summary, "scores": write_report(folder / "eval", folder / report_name, f"Held-out evaluation: {model}")}
+
+
+def tempcompass_eval(cfg: Config, model: str, folder: Path) -> dict:
+    from vstar_ray import tempcompass
+
+    tasks = [t.strip() for t in cfg.eval.tempcompass_tasks.split(",") if t.strip()] or None
+    start = time.time()
+    result = tempcompass.run(cfg, cfg.eval.tempcompass_questions, cfg.eval.tempcompass_videos, model, folder,
+                             tasks=tasks, limit=cfg.eval.tempcompass_limit)
+    return {"accuracy": {task: r["accuracy"] for task, r in result["tasks"].items()},
+            "seconds": round(time.time() - start, 2)}
 
 
 def run(cfg: Config, out: str | Path, resume: bool = False) -> dict:
@@ -138,7 +168,15 @@ def run(cfg: Config, out: str | Path, resume: bool = False) -> dict:
         log(f"{name}: finished in {result['seconds']:.1f}s")
         return state.record(name, result)
 
-    baseline = stage("baseline/eval", lambda: run_pass(cfg, heldout, pretrained, out / "baseline" / "eval", "eval"))
+    def suites(name: str, model: str, folder: Path) -> dict:
+        """Held-out QA (scored per label type and source) and, when configured, TempCompass."""
+        ev = stage(f"{name}/eval", lambda: held_out_eval(cfg, heldout, model, folder))
+        if cfg.eval.tempcompass_questions:
+            tc = stage(f"{name}/tempcompass", lambda: tempcompass_eval(cfg, model, folder / "tempcompass"))
+            ev = {**ev, "tempcompass": tc["accuracy"], "seconds": ev["seconds"] + tc["seconds"]}
+        return ev
+
+    baseline = suites("baseline", pretrained, out / "baseline")
     metrics = {"baseline": {"eval_accuracy": baseline["accuracy"], **baseline}, "cycles": []}
     current, best = pretrained, baseline["accuracy"]
     for k in range(1, cfg.cycles + 1):
@@ -151,12 +189,14 @@ def run(cfg: Config, out: str | Path, resume: bool = False) -> dict:
         trained = stage(f"cycle_{k}/train", lambda: finetune(
             cfg, cdir / "generated", manifest, base, cdir / "checkpoint", out / "ray_train", final, name=f"cycle_{k}"))
         current = str(cdir / "checkpoint")
-        ev = stage(f"cycle_{k}/eval", lambda: run_pass(cfg, heldout, current, cdir / "eval", "eval"))
+        ev = suites(f"cycle_{k}", current, cdir)
         entry = {
             "cycle": k,
             **{key: gen[key] for key in ("videos", "failed_videos", "generated", "kept_direct",
                                          "kept_rationalized", "rejected")},
             "eval_accuracy": ev["accuracy"],
+            "eval": ev.get("scores", {}),
+            **({"tempcompass": ev["tempcompass"]} if "tempcompass" in ev else {}),
             "seconds": round(gen["seconds"] + trained["seconds"] + ev["seconds"], 2),
             "timings": {"generate": gen["seconds"], "train": trained["seconds"], "eval": ev["seconds"],
                         **{f"generate.{s}_busy": v for s, v in gen["busy_seconds"].items()}},

@@ -1,7 +1,9 @@
 """The generator actor: one model copy per actor, batched ``generate`` over decoded clips.
 
 Modes: ``answer`` (the answer prompt, every decodable row), ``rationalize`` (the hint prompt,
-only rows whose direct answer failed verification) and ``eval`` (answer prompt, greedy).
+only rows whose direct answer failed verification), ``eval`` (answer prompt, greedy) and ``raw``
+(the row's own ``prompt`` as given, greedy: benchmarks such as TempCompass). The prompt each row was
+given is recorded beside its output.
 Used as ``ds.map_batches(Generator, compute=ActorPoolStrategy(...), num_gpus=...)``.
 """
 
@@ -16,7 +18,8 @@ import torch
 
 from vstar_ray import models, questions
 
-OUTPUT_COLUMN = {"answer": "answer", "eval": "answer", "rationalize": "rationalized_answer"}
+OUTPUT_COLUMN = {"answer": "answer", "eval": "answer", "raw": "answer", "rationalize": "rationalized_answer"}
+PROMPT_COLUMN = {"answer": "prompt", "eval": "prompt", "raw": "prompt", "rationalize": "rationalize_prompt"}
 
 
 class Generator:
@@ -37,7 +40,7 @@ class Generator:
             raise ValueError(f"unknown generator mode {mode!r}")
         self.mode, self.seed = mode, seed
         self.max_new_tokens, self.temperature = max_new_tokens, temperature
-        self.do_sample = do_sample and mode != "eval"
+        self.do_sample = do_sample and mode not in ("eval", "raw")
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = models.load_model(model_path, self.device, dtype, trust_remote_code).eval()
         self.processor = models.load_processor(model_path, trust_remote_code)
@@ -52,6 +55,8 @@ class Generator:
     def _prompt(self, batch: dict[str, np.ndarray], i: int) -> str:
         if self.mode == "rationalize":
             return questions.rationalize_prompt(batch["question"][i], json.loads(batch["labels"][i]))
+        if self.mode == "raw":
+            return str(batch["prompt"][i])
         return questions.answer_prompt(batch["question"][i])
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -59,6 +64,8 @@ class Generator:
         n = len(batch["id"])
         todo = self._todo(batch)
         outputs = [""] * n
+        todo_set = set(todo)
+        prompts = [self._prompt(batch, i) if i in todo_set else "" for i in range(n)]
         if todo:
             key = self.mode + ":" + ",".join(str(batch["id"][i]) for i in todo)
             torch.manual_seed(self.seed + int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big"))
@@ -66,7 +73,7 @@ class Generator:
                 self.model,
                 self.processor,
                 [batch["frames"][i] for i in todo],
-                [self._prompt(batch, i) for i in todo],
+                [prompts[i] for i in todo],
                 self.max_new_tokens,
                 self.do_sample,
                 self.temperature,
@@ -75,6 +82,7 @@ class Generator:
                 outputs[i] = answer
         stage = "rationalize" if self.mode == "rationalize" else "answer"
         batch[OUTPUT_COLUMN[self.mode]] = np.array(outputs, dtype=object)
+        batch[PROMPT_COLUMN[self.mode]] = np.array(prompts, dtype=object)
         batch[f"{stage}_s"] = np.full(n, (time.perf_counter() - start) / max(n, 1))
         batch[f"{stage}_node"] = np.array([self.node_id] * n, dtype=object)
         return batch

@@ -30,11 +30,8 @@ STAGE_SECONDS = ("decode_s", "answer_s", "verify_direct_s", "rationalize_s", "ve
 STAGE_NODES = ("decode_node", "answer_node", "rationalize_node")
 
 
-def build_dataset(cfg: Config, manifest: str, model_path: str, mode: str) -> ray.data.Dataset:
-    """The pass as one readable chain of ``map_batches`` calls; each shows where it runs."""
-    gen, data = cfg.generate, cfg.data
-    rationalize = mode == "train" and cfg.rationalize
-    thresholds = load_thresholds(cfg.verify.thresholds)
+def _generator_args(cfg: Config, model_path: str) -> tuple[dict, dict]:
+    gen = cfg.generate
     generator_args = dict(
         model_path=model_path,
         max_new_tokens=gen.max_new_tokens,
@@ -50,15 +47,26 @@ def build_dataset(cfg: Config, manifest: str, model_path: str, mode: str) -> ray
         num_cpus=gen.num_cpus,
         batch_size=gen.batch_size,
     )
-    ds = ray.data.read_parquet(manifest)
-    ds = ds.map_batches(
+    return generator_args, actors
+
+
+def _decoded(cfg: Config, ds: ray.data.Dataset, video_root: str) -> ray.data.Dataset:
+    data = cfg.data
+    return ds.map_batches(
         decode_batch,
-        fn_kwargs=dict(video_root=video_root_for(manifest, data.video_root), num_frames=data.num_frames,
-                       size=data.frame_size),
+        fn_kwargs=dict(video_root=video_root, num_frames=data.num_frames, size=data.frame_size),
         batch_size=data.decode_batch_size,
         num_cpus=data.decode_num_cpus,
         scheduling_strategy="SPREAD",  # decode across nodes; also keeps decoding out of the generator actor
     )
+
+
+def build_dataset(cfg: Config, manifest: str, model_path: str, mode: str) -> ray.data.Dataset:
+    """The pass as one readable chain of ``map_batches`` calls; each shows where it runs."""
+    rationalize = mode == "train" and cfg.rationalize
+    thresholds = load_thresholds(cfg.verify.thresholds)
+    generator_args, actors = _generator_args(cfg, model_path)
+    ds = _decoded(cfg, ray.data.read_parquet(manifest), video_root_for(manifest, cfg.data.video_root))
     ds = ds.map_batches(Generator, fn_constructor_kwargs={**generator_args, "mode": "eval" if mode == "eval" else "answer"},
                         **actors)
     ds = ds.map_batches(verify_batch, fn_kwargs=dict(prefix="direct", answer_column="answer", thresholds=thresholds,
@@ -71,6 +79,21 @@ def build_dataset(cfg: Config, manifest: str, model_path: str, mode: str) -> ray
                                                          embedding_model=cfg.verify.embedding_model),
                             num_cpus=cfg.verify.num_cpus)
     return ds.map_batches(finalize_batch, fn_kwargs=dict(rationalized=rationalize), num_cpus=cfg.verify.num_cpus)
+
+
+def answer_prompts(cfg: Config, rows: str, video_root: str, model_path: str, out_dir: str | Path) -> float:
+    """Greedy answers to rows that carry their own ``prompt`` (benchmarks); writes ``out_dir`` atomically.
+    Same decode stage and generator pool as a generation pass. Returns the wall seconds."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    start = time.time()
+    generator_args, actors = _generator_args(cfg, model_path)
+    ds = _decoded(cfg, ray.data.read_parquet(rows), video_root)
+    ds = ds.map_batches(Generator, fn_constructor_kwargs={**generator_args, "mode": "raw"}, **actors)
+    ds.drop_columns(["frames"]).write_parquet(str(tmp))
+    replace_dir(tmp, out_dir)
+    return time.time() - start
 
 
 def run_pass(cfg: Config, manifest: str, model_path: str, out_dir: str | Path, mode: str) -> dict:

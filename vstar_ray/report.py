@@ -49,8 +49,36 @@ def markdown(metrics: dict) -> str:
     for e in metrics["cycles"]:
         t = e["timings"]
         lines.append(f"| {e['cycle']} | {t['generate']:.1f} | {t['train']:.1f} | {t['eval']:.1f} |")
+    lines += _suite_tables(metrics)
     lines += ["", "![accuracy and yield per cycle](report.png)", ""]
     return "\n".join(lines)
+
+
+def _entries(metrics: dict) -> list[tuple[str, dict]]:
+    return [("seed", metrics["baseline"])] + [(str(e["cycle"]), e) for e in metrics["cycles"]]
+
+
+def _suite_tables(metrics: dict) -> list[str]:
+    """Held-out accuracy per label type (95% CI) and TempCompass per task, seed and every cycle."""
+    lines: list[str] = []
+    entries = _entries(metrics)
+    types = sorted({t for _, e in entries for t in (e.get("eval") or e.get("scores") or {}).get("by_type", {})})
+    if types:
+        lines += ["", "## Held-out accuracy by label type (95% CI)", "", "| cycle | " + " | ".join(types) + " |",
+                  "|---|" + "---|" * len(types)]
+        for name, e in entries:
+            by_type = (e.get("eval") or e.get("scores") or {}).get("by_type", {})
+            cells = [f"{by_type[t]['accuracy']:.3f} ({by_type[t]['ci95'][0]:.2f}-{by_type[t]['ci95'][1]:.2f})"
+                     if t in by_type else "" for t in types]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    tasks = sorted({t for _, e in entries for t in e.get("tempcompass", {})})
+    if tasks:
+        lines += ["", "## TempCompass accuracy by task", "", "| cycle | " + " | ".join(tasks) + " |",
+                  "|---|" + "---|" * len(tasks)]
+        for name, e in entries:
+            tc = e.get("tempcompass", {})
+            lines.append(f"| {name} | " + " | ".join(f"{tc[t]:.3f}" if t in tc else "" for t in tasks) + " |")
+    return lines
 
 
 def plot(metrics: dict, path: Path) -> None:

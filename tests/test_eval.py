@@ -1,0 +1,109 @@
+"""Evaluation suites: TempCompass answer matching on the real question files; held-out QA scoring;
+``vstar eval`` end to end on the demo model through the Ray generator pool."""
+
+import json
+import shutil
+
+import pytest
+
+from tests.conftest import small_run_overrides
+from vstar_ray import tempcompass as tc
+from vstar_ray.evaluate import wilson
+
+
+@pytest.fixture(scope="module")
+def questions(realdata):
+    return tc.load_questions(realdata / "annotations" / "tempcompass")
+
+
+def test_all_four_formats_load_with_prompts(questions):
+    counts = {t: sum(q["task"] == t for q in questions) for t in tc.TASKS}
+    assert counts == {"multi-choice": 1580, "yes_no": 2453, "caption_matching": 1503, "captioning": 2004}
+    assert {q["dimension"] for q in questions} == set(tc.DIMENSIONS)
+    mc = next(q for q in questions if q["task"] == "multi-choice")
+    assert mc["prompt"].endswith("Please directly give the best option:")
+
+
+def _answers(q):
+    """(prediction, should match gold) pairs a model could write, right and wrong."""
+    task, gold = q["task"], tc.gold_choice(q["task"], q["answer"])
+    if task == "multi-choice":
+        options = tc._letter_options(q["question"])
+        other = next(k for k in options if k != gold)
+        return [(q["answer"], True), (gold, True), (f"({gold})", True), (options[gold], True),
+                (f"The answer is {gold}.", True), (f"{other}. {options[other]}", False), (options[other], False)]
+    if task == "yes_no":
+        flip = "no" if gold == "yes" else "yes"
+        return [(f"{gold.capitalize()}, it does.", True), (gold, True), (f"{flip.capitalize()}.", False)]
+    if task == "caption_matching":
+        options = dict((label.lower(), text) for label, text in tc._LABELLED_OPTION.findall(q["question"]))
+        other = next(k for k in options if k != gold)
+        return [(q["answer"], True), (q["answer"].split(":")[0], True), (options[gold], True),
+                (options[other], False)]
+    options = tc._info_options(q["question"])
+    other = next(k for k in options if k != gold)
+    return [(f"In the video, {options[gold]}.", True), (f"In the video, {options[other]}.", False)]
+
+
+def test_rule_based_matching_on_every_real_question(questions):
+    wrong = []
+    for q in questions:
+        gold = tc.gold_choice(q["task"], q["answer"])
+        for prediction, right in _answers(q):
+            if (tc.match(q["task"], q["question"], prediction) == gold) != right:
+                wrong.append((q["id"], prediction))
+    assert not wrong, wrong[:5]
+
+
+def test_unmatched_is_wrong_unless_a_judge_decides(questions):
+    sample = [dict(q, prediction="I cannot tell.") for q in questions if q["task"] == "captioning"][:5]
+    results = tc.score([dict(p) for p in sample])
+    assert results["captioning"]["correct"] == 0 and results["captioning"]["unmatched"] == 5
+    judged = tc.score([dict(p) for p in sample], judge=lambda task, question, prediction, answer: True)
+    assert judged["captioning"]["correct"] == 5 and judged["captioning"]["unmatched"] == 0
+    assert "ci95" in judged["captioning"]["by_dimension"][sample[0]["dimension"]]
+    with pytest.raises(tc.TempCompassError, match="cannot load judge"):
+        tc.load_judge("no_such_module:judge")
+
+
+def test_wilson_interval():
+    assert wilson(0, 0) == [0.0, 0.0]
+    lo, hi = wilson(5, 10)
+    assert lo < 0.5 < hi and round(lo, 3) == 0.237 and round(hi, 3) == 0.763
+    assert wilson(10, 10)[1] == 1.0 and wilson(0, 10)[0] == 0.0
+
+
+@pytest.mark.slow
+def test_vstar_eval_tempcompass_and_heldout_on_the_demo_model(small_kit, realdata, tmp_path):
+    import ray
+
+    from vstar_ray.cli import main
+
+    videos = tmp_path / "tc_videos"
+    videos.mkdir()
+    shutil.copy(realdata / "videos" / "tempcompass_1021488277__pineapple_pickup.gif", videos / "1021488277.gif")
+    (videos / "1021488277_reverse.mp4").write_bytes(b"not a video")  # present but undecodable
+    common = ["--config", "configs/demo.yaml", "--set", "demo_kit=", "--set", "generate.max_new_tokens=24"]
+    try:
+        assert main(["eval", "--benchmark", "tempcompass", "--questions", str(realdata / "annotations/tempcompass"),
+                     "--videos", str(videos), "--model", str(small_kit / "seed"), "--out", str(tmp_path / "tc"),
+                     *common]) == 0
+        result = json.loads((tmp_path / "tc" / "results.json").read_text())
+        assert set(result["tasks"]) == set(tc.TASKS) and result["decoding"] == "greedy"
+        assert result["failed_videos"] == ["1021488277_reverse"] and len(result["missing_videos"]) == 408
+        answered = [json.loads(line) for line in (tmp_path / "tc" / "predictions.jsonl").read_text().splitlines()]
+        assert len(answered) == result["answered"] == 3 + 6 + 3 + 4  # the GIF's questions in the four files
+        assert all(p["prompt"].startswith(p["question"]) and p["video_id"] == "1021488277" for p in answered)
+        assert "| yes_no |" in (tmp_path / "tc" / "results.md").read_text()
+
+        assert main(["eval", "--manifest", str(small_kit / "heldout.parquet"), "--model", str(small_kit / "seed"),
+                     "--out", str(tmp_path / "ho"), *common]) == 0
+        metrics = json.loads((tmp_path / "ho" / "metrics.json").read_text())
+        scores = metrics["scores"]
+        assert scores["overall"]["total"] == 16 and set(scores["by_type"]) == {"class"}
+        assert scores["overall"]["accuracy"] == metrics["eval_accuracy"]
+        assert len(scores["overall"]["ci95"]) == 2 and "label type" in (tmp_path / "ho" / "report.md").read_text()
+    finally:
+        ray.shutdown()
+    assert main(["eval", "--benchmark", "tempcompass", "--questions", str(tmp_path), "--videos", str(videos),
+                 "--model", "x", "--out", str(tmp_path / "bad")]) == 2
