@@ -142,3 +142,15 @@ def test_lora_finetune_writes_a_loadable_adapter(run_dir, small_kit, tmp_path):
     assert lora_b and max(float(w.abs().max()) for w in lora_b) > 0  # trained, not the zero init
     model = models.load_model(str(tmp_path / "adapter"))  # base + adapter, merged
     assert not any("lora" in name for name, _ in model.named_parameters())
+
+
+def test_decoding_is_not_fused_into_the_generator_actor(run_dir, small_kit):
+    from vstar_ray.config import load_config
+    from vstar_ray.pipeline import build_dataset
+
+    _, _, _, overrides = run_dir
+    cfg = load_config("configs/demo.yaml", overrides)
+    ds = build_dataset(cfg, str(small_kit / "heldout.parquet"), str(small_kit / "seed"), "eval").materialize()
+    stats = ds.stats()
+    assert "decode_batch" in stats and "Generator" in stats
+    assert "MapBatches(decode_batch)->MapBatches(Generator)" not in stats

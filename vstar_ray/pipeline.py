@@ -57,7 +57,12 @@ def _decoded(cfg: Config, ds: ray.data.Dataset, video_root: str) -> ray.data.Dat
         fn_kwargs=dict(video_root=video_root, num_frames=data.num_frames, size=data.frame_size),
         batch_size=data.decode_batch_size,
         num_cpus=data.decode_num_cpus,
-        scheduling_strategy="SPREAD",  # decode across nodes; also keeps decoding out of the generator actor
+        scheduling_strategy="SPREAD",  # decode across nodes
+        # Ray Data fuses a task into the next actor op when their remote args match (the scheduling
+        # strategy is inherited); a retry count only tasks have keeps decoding out of the generator
+        # actor (DESIGN.md 5: a hanging decoder must never stall generation), and retries a decode
+        # task whose worker crashed.
+        max_retries=3,
     )
 
 
