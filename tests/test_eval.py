@@ -6,7 +6,6 @@ import shutil
 
 import pytest
 
-from tests.conftest import small_run_overrides
 from vstar_ray import tempcompass as tc
 from vstar_ray.evaluate import wilson
 

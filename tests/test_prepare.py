@@ -44,7 +44,7 @@ def test_kinetics_csv_flat_and_per_label_folders(realdata, tmp_path):
     assert df.loc["--nQbRBEz2s_000104_000114", "start"] == 104 and df.loc["--nQbRBEz2s_000104_000114", "end"] == 114
     assert np.isnan(df.loc["---QUuC4vJs_000084_000094", "start"])
     assert "video not found" in skipped(report)["-07WVYMSwac_000020_000030"]
-    again = prepare("kinetics700", ann / "k700_validate.head200.csv", videos, tmp_path / "k2.parquet",
+    prepare("kinetics700", ann / "k700_validate.head200.csv", videos, tmp_path / "k2.parquet",
                     classes=str(ann / "label_map_k700__mmaction2.txt"))
     assert pd.read_parquet(tmp_path / "k2.parquet").equals(pd.read_parquet(tmp_path / "k.parquet"))  # reproducible
     test_split = prepare("kinetics700", ann / "k700_test.head200.csv", videos, tmp_path / "t.parquet")

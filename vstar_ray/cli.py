@@ -76,7 +76,7 @@ def _eval(args: argparse.Namespace) -> None:
 
         if not args.questions or not args.videos:
             raise ValueError("--benchmark tempcompass needs --questions Q_DIR and --videos V_DIR")
-        tasks = [t for t in args.tasks.split(",") if t] or None
+        tasks = tempcompass.parse_tasks(args.tasks)
         tempcompass.load_questions(args.questions, tasks)  # bad files fail before Ray starts
         tempcompass.load_judge(args.judge)
         if not ray.is_initialized():
@@ -103,6 +103,7 @@ def _eval(args: argparse.Namespace) -> None:
 
 
 def _verify(args: argparse.Namespace) -> None:
+    from vstar_ray.io import iter_jsonl
     from vstar_ray.verify import load_thresholds, set_embedding_model, verify_records
 
     thresholds = load_thresholds(args.thresholds)
@@ -130,18 +131,13 @@ def _verify(args: argparse.Namespace) -> None:
             f.write(json.dumps(result, ensure_ascii=False) + "\n")
 
     try:
-        with open(args.inp, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as f:
+        with open(tmp, "w", encoding="utf-8") as f:
             chunk: list[tuple[int, object]] = []
-            for n, line in enumerate(src, 1):
-                if not line.strip():
-                    continue
-                try:
-                    chunk.append((n, json.loads(line)))
-                except json.JSONDecodeError as e:
-                    if not args.skip_invalid:
-                        flush(chunk, f)  # an earlier bad record is reported first
-                        raise RecordError(f"{args.inp} line {n}: not valid JSON: {e}") from e
-                    chunk.append((n, ValueError(f"not valid JSON: {e}")))
+            for n, record, why in iter_jsonl(args.inp):
+                if why and not args.skip_invalid:
+                    flush(chunk, f)  # an earlier bad record is reported first
+                    raise RecordError(f"{args.inp} line {n}: {why}")
+                chunk.append((n, ValueError(why) if why else record))
                 if len(chunk) >= args.batch_size:
                     flush(chunk, f)
                     chunk = []

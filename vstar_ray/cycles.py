@@ -80,9 +80,8 @@ def check_inputs(cfg: Config) -> None:
     if cfg.eval.tempcompass_questions:
         from vstar_ray import tempcompass
 
-        tasks = [t.strip() for t in cfg.eval.tempcompass_tasks.split(",") if t.strip()] or None
         try:
-            tempcompass.load_questions(cfg.eval.tempcompass_questions, tasks)
+            tempcompass.load_questions(cfg.eval.tempcompass_questions, tempcompass.parse_tasks(cfg.eval.tempcompass_tasks))
         except tempcompass.TempCompassError as e:
             raise ConfigError(f"eval.tempcompass_questions: {e}") from e
         if not Path(cfg.eval.tempcompass_videos).is_dir():
@@ -127,10 +126,9 @@ def held_out_eval(cfg: Config, manifest: str, model: str, folder: Path, report_n
 def tempcompass_eval(cfg: Config, model: str, folder: Path) -> dict:
     from vstar_ray import tempcompass
 
-    tasks = [t.strip() for t in cfg.eval.tempcompass_tasks.split(",") if t.strip()] or None
     start = time.time()
     result = tempcompass.run(cfg, cfg.eval.tempcompass_questions, cfg.eval.tempcompass_videos, model, folder,
-                             tasks=tasks, limit=cfg.eval.tempcompass_limit)
+                             tasks=tempcompass.parse_tasks(cfg.eval.tempcompass_tasks), limit=cfg.eval.tempcompass_limit)
     return {"accuracy": {task: r["accuracy"] for task, r in result["tasks"].items()},
             "seconds": round(time.time() - start, 2)}
 
@@ -177,7 +175,8 @@ def run(cfg: Config, out: str | Path, resume: bool = False) -> dict:
         return ev
 
     baseline = suites("baseline", pretrained, out / "baseline")
-    metrics = {"baseline": {"eval_accuracy": baseline["accuracy"], **baseline}, "cycles": []}
+    metrics = {"baseline": {"eval_accuracy": baseline["accuracy"], "eval": baseline.get("scores", {}),
+                            **{k: v for k, v in baseline.items() if k != "scores"}}, "cycles": []}
     current, best = pretrained, baseline["accuracy"]
     for k in range(1, cfg.cycles + 1):
         cdir, final = out / f"cycle_{k}", k == cfg.cycles

@@ -28,10 +28,9 @@ def _cell(correct: int, total: int) -> dict[str, Any]:
             "ci95": wilson(correct, total)}
 
 
-def score_eval(out_dir: str | Path) -> dict[str, Any]:
-    """Per-label-type (from each label's verdict) and per-source (the whole record) accuracy of an eval pass.
-    Videos that failed to decode are left out of the accuracies and counted in ``failed_videos``."""
-    rows = pq.read_table(out_dir).to_pylist()
+def score_eval(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-label-type (from each label's verdict) and per-source (the whole record) accuracy of an eval pass's
+    rows. Videos that failed to decode are left out of the accuracies and counted in ``failed_videos``."""
     by_type: dict[str, list[int]] = {}
     by_source: dict[str, list[int]] = {}
     correct = total = failed = 0
@@ -59,9 +58,9 @@ def score_eval(out_dir: str | Path) -> dict[str, Any]:
     }
 
 
-def examples(out_dir: str | Path, k: int = 3) -> dict[str, list[dict]]:
+def examples(rows: list[dict[str, Any]], k: int = 3) -> dict[str, list[dict]]:
     right, wrong = [], []
-    for row in pq.read_table(out_dir).to_pylist():
+    for row in rows:
         if row.get("error"):
             continue
         item = {"id": row["id"], "prompt": row.get("prompt") or row.get("question"), "answer": row.get("answer"),
@@ -91,6 +90,7 @@ def markdown(scores: dict, samples: dict, title: str = "Held-out evaluation") ->
 
 
 def write_report(out_dir: str | Path, path: str | Path, title: str = "Held-out evaluation") -> dict:
-    scores = score_eval(out_dir)
-    atomic_write_text(path, markdown(scores, examples(out_dir), title))
+    rows = pq.read_table(out_dir).to_pylist()
+    scores = score_eval(rows)
+    atomic_write_text(path, markdown(scores, examples(rows), title))
     return scores

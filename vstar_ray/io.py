@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -31,6 +31,19 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any, str]]:
+    """``(line number, value, "")`` for each non-empty line of a JSONL file, or ``(n, None, why)`` when a
+    line is not valid JSON; callers decide whether that stops them or is skipped."""
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield n, json.loads(line), ""
+            except json.JSONDecodeError as e:
+                yield n, None, f"not valid JSON: {e}"
 
 
 def replace_dir(src: str | os.PathLike, dst: str | os.PathLike) -> None:

@@ -39,7 +39,7 @@ class ManifestError(ValueError):
 
 def write_manifest(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
     """Write rows (labels/verifiers as dicts or JSON strings) as a manifest parquet, atomically."""
-    table = pa.Table.from_pylist([_normalize(r) for r in rows], schema=SCHEMA)
+    table = pa.Table.from_pylist([normalize_row(r) for r in rows], schema=SCHEMA)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -47,7 +47,8 @@ def write_manifest(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
-def _normalize(row: dict[str, Any]) -> dict[str, Any]:
+def normalize_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row with every manifest column, labels/verifiers as JSON strings."""
     out = {name: row.get(name) for name in SCHEMA.names}
     for key in ("labels", "verifiers"):
         if not isinstance(out[key], str):

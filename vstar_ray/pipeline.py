@@ -89,26 +89,28 @@ def build_dataset(cfg: Config, manifest: str, model_path: str, mode: str) -> ray
 def answer_prompts(cfg: Config, rows: str, video_root: str, model_path: str, out_dir: str | Path) -> float:
     """Greedy answers to rows that carry their own ``prompt`` (benchmarks); writes ``out_dir`` atomically.
     Same decode stage and generator pool as a generation pass. Returns the wall seconds."""
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
     start = time.time()
     generator_args, actors = _generator_args(cfg, model_path)
     ds = _decoded(cfg, ray.data.read_parquet(rows), video_root)
     ds = ds.map_batches(Generator, fn_constructor_kwargs={**generator_args, "mode": "raw"}, **actors)
-    ds.drop_columns(["frames"]).write_parquet(str(tmp))
-    replace_dir(tmp, out_dir)
+    _write(ds.drop_columns(["frames"]), out_dir)
     return time.time() - start
+
+
+def _write(ds: ray.data.Dataset, out_dir: str | Path) -> None:
+    """Executes ``ds`` into a temporary folder renamed to ``out_dir`` when complete: a half-written pass is
+    never mistaken for a finished one."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    ds.write_parquet(str(tmp))
+    replace_dir(tmp, out_dir)
 
 
 def run_pass(cfg: Config, manifest: str, model_path: str, out_dir: str | Path, mode: str) -> dict:
     """Run one pass and write ``out_dir`` (parquet shards); returns its counts, timings and nodes."""
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
     start = time.time()
-    build_dataset(cfg, manifest, model_path, mode).write_parquet(str(tmp))
-    replace_dir(tmp, out_dir)
+    _write(build_dataset(cfg, manifest, model_path, mode), out_dir)
     return summarize(out_dir, wall_s=time.time() - start)
 
 

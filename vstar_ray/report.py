@@ -62,12 +62,12 @@ def _suite_tables(metrics: dict) -> list[str]:
     """Held-out accuracy per label type (95% CI) and TempCompass per task, seed and every cycle."""
     lines: list[str] = []
     entries = _entries(metrics)
-    types = sorted({t for _, e in entries for t in (e.get("eval") or e.get("scores") or {}).get("by_type", {})})
+    types = sorted({t for _, e in entries for t in e.get("eval", {}).get("by_type", {})})
     if types:
         lines += ["", "## Held-out accuracy by label type (95% CI)", "", "| cycle | " + " | ".join(types) + " |",
                   "|---|" + "---|" * len(types)]
         for name, e in entries:
-            by_type = (e.get("eval") or e.get("scores") or {}).get("by_type", {})
+            by_type = e.get("eval", {}).get("by_type", {})
             cells = [f"{by_type[t]['accuracy']:.3f} ({by_type[t]['ci95'][0]:.2f}-{by_type[t]['ci95'][1]:.2f})"
                      if t in by_type else "" for t in types]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")

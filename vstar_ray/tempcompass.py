@@ -38,6 +38,11 @@ def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", text.lower())).strip()
 
 
+def parse_tasks(text: str) -> list[str] | None:
+    """``"multi-choice, yes_no"`` -> the task list; empty means every task (None)."""
+    return [t.strip() for t in text.split(",") if t.strip()] or None
+
+
 def load_questions(questions_dir: str | Path, tasks: list[str] | None = None) -> list[dict[str, Any]]:
     """Every question of the chosen tasks, flattened, with its prompt and a stable id."""
     folder = Path(questions_dir)
@@ -214,11 +219,12 @@ def run(cfg, questions_dir: str | Path, videos_dir: str | Path, model: str, out:
     out.mkdir(parents=True, exist_ok=True)
     videos_dir = Path(videos_dir).resolve()
     index = VideoIndex(videos_dir)
-    rows = load_questions(questions_dir, tasks)
-    missing = sorted({r["video_id"] for r in rows if index.find(r["video_id"]) is None})
+    questions = load_questions(questions_dir, tasks)
+    videos = {vid: index.find(vid) for vid in {q["video_id"] for q in questions}}
+    missing = sorted(vid for vid, path in videos.items() if path is None)
     # the generator writes its output to ``answer``: the gold answer travels as ``gold``
-    rows = [{**{k: v for k, v in r.items() if k != "answer"}, "gold": r["answer"], "video": index.find(r["video_id"])}
-            for r in rows if index.find(r["video_id"]) is not None]
+    rows = [{**{k: v for k, v in q.items() if k != "answer"}, "gold": q["answer"], "video": videos[q["video_id"]]}
+            for q in questions if videos[q["video_id"]] is not None]
     if limit:
         rows = rows[:limit]
     if not rows:

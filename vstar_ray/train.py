@@ -10,7 +10,6 @@ trains with AdamW and a cosine schedule with warmup, and rank 0 writes an HF-for
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import tempfile
 import time

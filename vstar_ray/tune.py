@@ -9,12 +9,11 @@ they spread over a multi-node cluster like any Ray Tune run. The records are spl
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Any
 
-from vstar_ray.io import atomic_write_json, atomic_write_text
+from vstar_ray.io import atomic_write_json, atomic_write_text, iter_jsonl
 from vstar_ray.verify import VERIFIERS, RecordError, default_thresholds, load_thresholds, parse_labels, verify_many
 
 METRICS = ("f1", "precision_at_yield")
@@ -27,29 +26,24 @@ class TuneError(ValueError):
 def load_records(path: str | Path) -> list[dict[str, Any]]:
     """Verify records (DESIGN.md 4) that carry ``gold`` (bool). Every problem names the line and record id."""
     records = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise TuneError(f"{path} line {n}: not valid JSON: {e}") from e
-            if not isinstance(record, dict) or "id" not in record:
-                raise TuneError(f"{path} line {n}: expected a JSON object with an 'id'")
-            rid = record["id"]
-            if "gold" not in record:
-                raise TuneError(f"{path} line {n}: record {rid!r} has no 'gold' (a person's judgment, true/false)")
-            if not isinstance(record["gold"], bool):
-                raise TuneError(f"{path} line {n}: record {rid!r}: 'gold' must be true or false, got {record['gold']!r}")
-            if "output" not in record:
-                raise TuneError(f"{path} line {n}: record {rid!r}: missing field 'output'")
-            try:
-                parsed = parse_labels(str(rid), record["output"], record.get("labels"), record.get("verifiers"))
-            except RecordError as e:
-                raise TuneError(f"{path} line {n}: {e}") from e
-            record["_types"] = sorted({kind for _, kind, _ in parsed})
-            records.append(record)
+    for n, record, why in iter_jsonl(path):
+        if why:
+            raise TuneError(f"{path} line {n}: {why}")
+        if not isinstance(record, dict) or "id" not in record:
+            raise TuneError(f"{path} line {n}: expected a JSON object with an 'id'")
+        rid = record["id"]
+        if "gold" not in record:
+            raise TuneError(f"{path} line {n}: record {rid!r} has no 'gold' (a person's judgment, true/false)")
+        if not isinstance(record["gold"], bool):
+            raise TuneError(f"{path} line {n}: record {rid!r}: 'gold' must be true or false, got {record['gold']!r}")
+        if "output" not in record:
+            raise TuneError(f"{path} line {n}: record {rid!r}: missing field 'output'")
+        try:
+            parsed = parse_labels(str(rid), record["output"], record.get("labels"), record.get("verifiers"))
+        except RecordError as e:
+            raise TuneError(f"{path} line {n}: {e}") from e
+        record["_types"] = sorted({kind for _, kind, _ in parsed})
+        records.append(record)
     if not records:
         raise TuneError(f"{path}: no records")
     golds = {r["gold"] for r in records}

@@ -6,13 +6,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vstar_ray import questions
-from vstar_ray.manifest import SCHEMA, _normalize
+from vstar_ray.manifest import SCHEMA, normalize_row
 from vstar_ray.verify import RecordError, parse_labels
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".gif", ".m4v")
@@ -111,7 +111,7 @@ def write_streaming(rows: Iterable[dict[str, Any]], path: Path, chunk: int = 20_
                 if row["id"] in seen:
                     raise AnnotationError(f"duplicate id {row['id']!r} in the annotations")
                 seen.add(row["id"])
-                buffer.append(_normalize(row))
+                buffer.append(normalize_row(row))
                 if len(buffer) >= chunk:
                     writer.write_table(pa.Table.from_pylist(buffer, schema=SCHEMA))
                     count += len(buffer)
@@ -132,9 +132,6 @@ def write_skipped(skipped: list[Skip], path: Path) -> None:
             f.write(json.dumps({"id": s.id, "reason": s.reason}, ensure_ascii=False) + "\n")
     os.replace(tmp, path)
 
-
-def iter_rows(rows: Iterator[dict[str, Any] | None]) -> Iterator[dict[str, Any]]:
-    return (r for r in rows if r is not None)
 
 
 class VideoProbe:

@@ -78,7 +78,7 @@ def rows(ctx: Context, annotations: Path, classes: set[str] | None = None, split
 
 
 def read_classes(path: Path) -> set[str]:
-    """A class list: one name per line (mmaction2 label maps), or a ``label`` column of a CSV."""
+    """A class list: one name per line (the mmaction2 label maps)."""
     text = path.read_text(encoding="utf-8").splitlines()
     names = {line.strip() for line in text if line.strip()}
     if not names:

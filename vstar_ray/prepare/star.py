@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from vstar_ray import safe_pickle
 from vstar_ray.prepare.common import AnnotationError, Context, VideoProbe, finish_row

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
+from vstar_ray.io import iter_jsonl
 from vstar_ray.prepare.common import AnnotationError, Context, finish_row
 from vstar_ray.verify import RecordError, parse_labels
 
@@ -16,16 +17,8 @@ from vstar_ray.verify import RecordError, parse_labels
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
     """(line number, record or None, why not) for every data line."""
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    yield n, None, f"not valid JSON: {e}"
-                    continue
-                yield (n, rec, "") if isinstance(rec, dict) else (n, None, "not a JSON object")
+        for n, rec, why in iter_jsonl(path):
+            yield (n, rec, why) if why or isinstance(rec, dict) else (n, None, "not a JSON object")
     elif path.suffix.lower() in (".csv", ".tsv"):
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")

@@ -75,16 +75,18 @@ def _vectors(texts: list[str]) -> np.ndarray:
     return np.stack([_cache[t] for t in texts])
 
 
-def segments(answer: str) -> list[str]:
-    """Sentences and clauses of the answer, in order: the units a label sentence is matched against."""
-    parts = [p.strip(" \t\"'()[]") for p in _SPLIT.split(answer)]
-    whole = [s.strip(" \t\"'()[]") for s in _SENTENCE_END.split(answer)]
-    clauses = [p for p in parts if re.search(r"\w", p)]
-    return clauses + [s for s in whole if re.search(r"\w", s) and s not in clauses]
+def _pieces(pattern: re.Pattern, answer: str) -> list[str]:
+    return [p for p in (p.strip(" \t\"'()[]") for p in pattern.split(answer)) if re.search(r"\w", p)]
 
 
 def _clauses(answer: str) -> list[str]:
-    return [p for p in (p.strip(" \t\"'()[]") for p in _SPLIT.split(answer)) if re.search(r"\w", p)]
+    return _pieces(_SPLIT, answer)
+
+
+def segments(answer: str) -> list[str]:
+    """Clauses of the answer, in order, then its whole sentences: the units a label sentence is matched against."""
+    clauses = _clauses(answer)
+    return clauses + [s for s in _pieces(_SENTENCE_END, answer) if s not in clauses]
 
 
 def _label_list(label: Any) -> list[str]:
