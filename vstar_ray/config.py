@@ -30,6 +30,7 @@ class DataConfig:
     frame_size: int = 224  # frames are resized to frame_size x frame_size before they cross the object store
     decode_batch_size: int = 8
     decode_num_cpus: float = 1.0  # logical CPUs per decode task
+    decode_timeout_s: float = 60.0  # a clip still decoding after this is killed and becomes an error row; 0: no limit
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class GenerateConfig:
     num_cpus: float = 1.0  # per generator actor
     min_actors: int = 1
     max_actors: int = 1
+    engine: str = "hf"  # hf (batched transformers generate) or package.module:Class (README, "Generation engines")
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,12 @@ def check_inputs(cfg: Config) -> None:
         if not path:
             raise ConfigError(f"data.{key} is empty")
         validate_manifest(path)
+    from vstar_ray.generate import load_engine
+
+    try:
+        load_engine(cfg.generate.engine)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
     if cfg.verify.thresholds:
         from vstar_ray.verify import load_thresholds
 
@@ -199,10 +205,12 @@ def run(cfg: Config, out: str | Path, resume: bool = False) -> dict:
             "seconds": round(gen["seconds"] + trained["seconds"] + ev["seconds"], 2),
             "timings": {"generate": gen["seconds"], "train": trained["seconds"], "eval": ev["seconds"],
                         **{f"generate.{s}_busy": v for s, v in gen["busy_seconds"].items()}},
+            "generator_busy": gen.get("generator_busy", {}),
             "nodes": {**{f"generate.{s}": v for s, v in gen["nodes"].items()},
-                      **{f"eval.{s}": v for s, v in ev["nodes"].items()}},
+                      **{f"eval.{s}": v for s, v in ev["nodes"].items()},
+                      "train": trained.get("node_ids", [])},
             "train": {key: trained.get(key) for key in ("steps", "samples", "loss_first", "loss_last",
-                                                        "samples_per_s", "tokens_per_s")},
+                                                        "samples_per_s", "tokens_per_s", "resumed_from_epoch")},
         }
         metrics["cycles"].append(entry)
         atomic_write_json(cdir / "metrics.json", entry)

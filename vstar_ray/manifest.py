@@ -95,10 +95,22 @@ def validate_manifest(path: str | os.PathLike) -> int:
     return table.num_rows
 
 
+def is_uri(path: str) -> bool:
+    return "://" in path
+
+
 def resolve_video(video: str, root: str) -> str:
-    """A manifest ``video`` entry as a path to open; relative paths may not escape ``root``."""
-    if "://" in video or os.path.isabs(video):
+    """A manifest ``video`` entry as a path or URI to open; relative entries may not escape ``root``.
+
+    Absolute paths and URIs (``s3://``, ``gs://``, ``file://`` ..., read through pyarrow's filesystems)
+    are taken as given, by design; a relative entry under a URI root is joined to it."""
+    if is_uri(video) or os.path.isabs(video):
         return video
+    if is_uri(root):
+        parts = [p for p in video.replace("\\", "/").split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise RecordError(f"video path {video!r} escapes the video root {root!r}")
+        return root.rstrip("/") + "/" + "/".join(parts)
     base = os.path.realpath(root)
     full = os.path.realpath(os.path.join(base, video))
     if os.path.commonpath([base, full]) != base:
@@ -107,4 +119,9 @@ def resolve_video(video: str, root: str) -> str:
 
 
 def video_root_for(manifest: str, configured: str) -> str:
-    return configured or str(Path(manifest).resolve().parent)
+    """Where relative ``video`` entries resolve: the configured root, else the manifest's folder (or URI)."""
+    if configured:
+        return configured
+    if is_uri(manifest):
+        return manifest.rsplit("/", 1)[0]
+    return str(Path(manifest).resolve().parent)

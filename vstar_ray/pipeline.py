@@ -10,6 +10,7 @@ for a finished one.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -28,6 +29,31 @@ from vstar_ray.verify import load_thresholds
 
 STAGE_SECONDS = ("decode_s", "answer_s", "verify_direct_s", "rationalize_s", "verify_rationalized_s")
 STAGE_NODES = ("decode_node", "answer_node", "rationalize_node")
+GENERATOR_CALLS = ("answer_call", "rationalize_call")
+
+
+def generator_busy(calls: list[str]) -> dict:
+    """How much of each generator actor's warm wall time went into ``generate()``.
+
+    ``calls`` are the per-row ``*_call`` records ``[actor, start, end, generate_s]`` (one per batch,
+    repeated on its rows). An actor's span runs from the start of its first batch to the end of its
+    last (model loading is before the span), so ``fraction`` is the busy share of the warm pipeline."""
+    per_actor: dict[str, set] = {}
+    for record in calls:
+        if record:
+            actor, start, end, generate_s = json.loads(record)
+            per_actor.setdefault(actor, set()).add((start, end, generate_s))
+    busy = sum(g for batches in per_actor.values() for _, _, g in batches)
+    in_call = sum(e - s for batches in per_actor.values() for s, e, _ in batches)
+    span = sum(max(e for _, e, _ in b) - min(s for s, _, _ in b) for b in per_actor.values())
+    return {
+        "actors": len(per_actor),
+        "calls": sum(len(b) for b in per_actor.values()),
+        "generate_s": round(busy, 2),
+        "span_s": round(span, 2),
+        "fraction": round(busy / span, 4) if span > 0 else None,
+        "in_call_fraction": round(in_call / span, 4) if span > 0 else None,
+    }
 
 
 def _generator_args(cfg: Config, model_path: str) -> tuple[dict, dict]:
@@ -40,12 +66,14 @@ def _generator_args(cfg: Config, model_path: str) -> tuple[dict, dict]:
         dtype=cfg.model.dtype,
         trust_remote_code=cfg.model.trust_remote_code,
         seed=cfg.seed,
+        engine=gen.engine,
     )
     actors = dict(
         compute=ActorPoolStrategy(min_size=gen.min_actors, max_size=gen.max_actors),
         num_gpus=gen.num_gpus,
         num_cpus=gen.num_cpus,
         batch_size=gen.batch_size,
+        scheduling_strategy="SPREAD",  # generator actors across nodes rather than packed onto the first
     )
     return generator_args, actors
 
@@ -54,7 +82,8 @@ def _decoded(cfg: Config, ds: ray.data.Dataset, video_root: str) -> ray.data.Dat
     data = cfg.data
     return ds.map_batches(
         decode_batch,
-        fn_kwargs=dict(video_root=video_root, num_frames=data.num_frames, size=data.frame_size),
+        fn_kwargs=dict(video_root=video_root, num_frames=data.num_frames, size=data.frame_size,
+                       timeout_s=data.decode_timeout_s),
         batch_size=data.decode_batch_size,
         num_cpus=data.decode_num_cpus,
         scheduling_strategy="SPREAD",  # decode across nodes
@@ -71,7 +100,7 @@ def build_dataset(cfg: Config, manifest: str, model_path: str, mode: str) -> ray
     rationalize = mode == "train" and cfg.rationalize
     thresholds = load_thresholds(cfg.verify.thresholds)
     generator_args, actors = _generator_args(cfg, model_path)
-    ds = _decoded(cfg, ray.data.read_parquet(manifest), video_root_for(manifest, cfg.data.video_root))
+    ds = _decoded(cfg, read_manifest(cfg, manifest), video_root_for(manifest, cfg.data.video_root))
     ds = ds.map_batches(Generator, fn_constructor_kwargs={**generator_args, "mode": "eval" if mode == "eval" else "answer"},
                         **actors)
     ds = ds.map_batches(verify_batch, fn_kwargs=dict(prefix="direct", answer_column="answer", thresholds=thresholds,
@@ -91,26 +120,40 @@ def answer_prompts(cfg: Config, rows: str, video_root: str, model_path: str, out
     Same decode stage and generator pool as a generation pass. Returns the wall seconds."""
     start = time.time()
     generator_args, actors = _generator_args(cfg, model_path)
-    ds = _decoded(cfg, ray.data.read_parquet(rows), video_root)
+    ds = _decoded(cfg, read_manifest(cfg, rows), video_root)
     ds = ds.map_batches(Generator, fn_constructor_kwargs={**generator_args, "mode": "raw"}, **actors)
-    _write(ds.drop_columns(["frames"]), out_dir)
+    _write(cfg, ds.drop_columns(["frames"]), out_dir)
     return time.time() - start
 
 
-def _write(ds: ray.data.Dataset, out_dir: str | Path) -> None:
+def read_manifest(cfg: Config, path: str) -> ray.data.Dataset:
+    """Parquet rows as a Dataset. Reads and writes are light: they ask for ``verify.num_cpus``, not
+    Ray Data's default whole CPU, which no node may have free while the generator actors are up.
+    Ray 2.60's default read path lists files in a task that always asks for 1 CPU and ignores
+    ``num_cpus``; on a cluster of 1-CPU nodes with SPREAD generator actors that task never ran
+    (tests/test_job_submit.py), so the read uses the previous datasource, which honours it."""
+    ctx = ray.data.DataContext.get_current()
+    previous, ctx.use_datasource_v2 = ctx.use_datasource_v2, False
+    try:
+        return ray.data.read_parquet(path, num_cpus=cfg.verify.num_cpus)
+    finally:
+        ctx.use_datasource_v2 = previous
+
+
+def _write(cfg: Config, ds: ray.data.Dataset, out_dir: str | Path) -> None:
     """Executes ``ds`` into a temporary folder renamed to ``out_dir`` when complete: a half-written pass is
     never mistaken for a finished one."""
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(f".{out_dir.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    ds.write_parquet(str(tmp))
+    ds.write_parquet(str(tmp), ray_remote_args={"num_cpus": cfg.verify.num_cpus})
     replace_dir(tmp, out_dir)
 
 
 def run_pass(cfg: Config, manifest: str, model_path: str, out_dir: str | Path, mode: str) -> dict:
     """Run one pass and write ``out_dir`` (parquet shards); returns its counts, timings and nodes."""
     start = time.time()
-    _write(build_dataset(cfg, manifest, model_path, mode), out_dir)
+    _write(cfg, build_dataset(cfg, manifest, model_path, mode), out_dir)
     return summarize(out_dir, wall_s=time.time() - start)
 
 
@@ -138,6 +181,8 @@ def summarize(out_dir: str | Path, wall_s: float | None = None) -> dict:
         "accuracy": round(kept_direct / generated, 4) if generated else 0.0,
         "busy_seconds": busy,
         "nodes": nodes,
+        "generator_busy": {c.removesuffix("_call"): generator_busy(table[c].to_pylist())
+                           for c in GENERATOR_CALLS if c in table.column_names},
     }
     if wall_s is not None:
         summary["seconds"] = round(wall_s, 2)

@@ -9,7 +9,8 @@ import numpy as np
 
 from vstar_ray.manifest import resolve_video
 from vstar_ray.verify import RecordError, set_embedding_model, verify_many
-from vstar_ray.video import DecodeError, decode_clip
+from vstar_ray.decode_worker import decode_with_timeout
+from vstar_ray.video import DecodeError
 
 
 def _node_id() -> str:
@@ -18,8 +19,11 @@ def _node_id() -> str:
     return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
 
 
-def decode_batch(batch: dict[str, np.ndarray], video_root: str, num_frames: int, size: int) -> dict[str, np.ndarray]:
-    """Adds ``frames`` (B, T, size, size, 3) and ``error`` ('' when decoded). A bad file never raises."""
+def decode_batch(
+    batch: dict[str, np.ndarray], video_root: str, num_frames: int, size: int, timeout_s: float = 0.0
+) -> dict[str, np.ndarray]:
+    """Adds ``frames`` (B, T, size, size, 3) and ``error`` ('' when decoded). A bad file never raises;
+    with ``timeout_s`` > 0 a clip is decoded in a child process that is killed when it takes longer."""
     start = time.perf_counter()
     n = len(batch["id"])
     frames = np.zeros((n, num_frames, size, size, 3), dtype=np.uint8)
@@ -31,7 +35,7 @@ def decode_batch(batch: dict[str, np.ndarray], video_root: str, num_frames: int,
             path = resolve_video(str(batch["video"][i]), video_root)
             clip_start = None if starts[i] is None or np.isnan(starts[i]) else float(starts[i])
             clip_end = None if ends[i] is None or np.isnan(ends[i]) else float(ends[i])
-            frames[i] = decode_clip(path, num_frames, size, clip_start, clip_end)
+            frames[i] = decode_with_timeout(path, num_frames, size, clip_start, clip_end, timeout_s)
         except (DecodeError, RecordError, OSError) as e:
             errors[i] = f"decode failed: {e}"
     batch["frames"] = frames

@@ -9,6 +9,7 @@ trains with AdamW and a cosine schedule with warmup, and rank 0 writes an HF-for
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import tempfile
@@ -23,6 +24,7 @@ from vstar_ray import models
 from vstar_ray.config import Config
 from vstar_ray.io import replace_dir
 from vstar_ray.manifest import video_root_for
+from vstar_ray.pipeline import read_manifest
 from vstar_ray.stages import decode_batch
 
 
@@ -53,27 +55,65 @@ def _cosine_with_warmup(total_steps: int, warmup_ratio: float):
     return factor
 
 
+def _save_checkpoint(model, optimizer, processor, state: dict, world: int, fsdp: bool, rank: int, metrics: dict) -> None:
+    """Report an HF-format checkpoint (plus ``trainer_state.pt``: optimizer, scheduler, epoch) to Ray Train."""
+    import ray.train
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    sharded = world > 1 and fsdp
+    weights = get_model_state_dict(model, options=options) if sharded else None
+    optim = get_optimizer_state_dict(model, optimizer, options=options)  # collective under FSDP
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if rank == 0:
+            to_save = model.module if hasattr(model, "module") else model
+            to_save.save_pretrained(tmp, state_dict=weights)
+            processor.save_pretrained(tmp)
+            torch.save({**state, "optimizer": optim}, Path(tmp) / TRAINER_STATE)
+            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+
+TRAINER_STATE = "trainer_state.pt"
+
+
+def _load_weights(config: dict, path: str, device, dtype: str, resuming: bool):
+    """The model to train: the base model (wrapped with LoRA if configured), or a checkpoint to resume."""
+    model = models.load_model(config["base_model"] if config["lora"] and resuming else path, str(device), dtype,
+                              config["trust_remote_code"])
+    if config["lora"]:
+        if resuming:
+            from peft import PeftModel
+
+            return PeftModel.from_pretrained(model, path, is_trainable=True)
+        from peft import LoraConfig, get_peft_model
+
+        return get_peft_model(model, LoraConfig(
+            r=config["lora_r"], lora_alpha=config["lora_alpha"], lora_dropout=config["lora_dropout"],
+            target_modules=config["lora_target_modules"],
+        ))
+    return model
+
+
 def train_loop(config: dict) -> None:
-    """Runs on every Ray Train worker."""
+    """Runs on every Ray Train worker. Reports a checkpoint after every epoch; a restarted worker group
+    (``FailureConfig``) resumes from the latest one: weights, optimizer, schedule and epoch."""
     import ray.train
     import ray.train.torch
     import torch.distributed as dist
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
     ctx = ray.train.get_context()
     world, rank = ctx.get_world_size(), ctx.get_world_rank()
     device = ray.train.torch.get_device()
     torch.manual_seed(config["seed"])
     dtype = "float32" if device.type == "cpu" else config["dtype"]
-    model = models.load_model(config["base_model"], str(device), dtype, config["trust_remote_code"])
+    resume = ray.train.get_checkpoint()
+    with (resume.as_directory() if resume else contextlib.nullcontext(None)) as resume_dir:
+        model = _load_weights(config, resume_dir or config["base_model"], device, dtype, resume is not None)
+        state = torch.load(Path(resume_dir) / TRAINER_STATE, weights_only=False) if resume_dir else None
     processor = models.load_processor(config["base_model"], config["trust_remote_code"])
-    if config["lora"]:
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(model, LoraConfig(
-            r=config["lora_r"], lora_alpha=config["lora_alpha"], lora_dropout=config["lora_dropout"],
-            target_modules=config["lora_target_modules"],
-        ))
     if world > 1:
         if config["fsdp"]:
             _shard(model, world, device.type)
@@ -86,9 +126,21 @@ def train_loop(config: dict) -> None:
     steps_per_epoch = max(1, math.ceil(rows_per_worker / config["batch_size"]))
     total_steps = steps_per_epoch * config["epochs"]
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine_with_warmup(total_steps, config["warmup_ratio"]))
+    first_epoch, step, losses = 0, 0, []
+    if state is not None:
+        set_optimizer_state_dict(model, optimizer, state["optimizer"], options=StateDictOptions(full_state_dict=True))
+        scheduler.load_state_dict(state["scheduler"])
+        first_epoch, step, losses = state["epoch"], state["step"], state["losses"]
+        if rank == 0:
+            print(f"[train] resumed from the checkpoint of epoch {first_epoch} (step {step})", flush=True)
     shard = ray.train.get_dataset_shard("train")
-    step, losses, samples, tokens, start = 0, [], 0, 0, time.time()
-    for epoch in range(config["epochs"]):
+    samples, tokens, start = 0, 0, time.time()
+    node_ids = [None] * world
+    if dist.is_initialized():
+        dist.all_gather_object(node_ids, ray.get_runtime_context().get_node_id())
+    else:
+        node_ids = [ray.get_runtime_context().get_node_id()]
+    for epoch in range(first_epoch, config["epochs"]):
         for batch in shard.iter_batches(batch_size=config["batch_size"], batch_format="numpy"):
             inputs = models.training_batch(
                 processor, list(batch["frames"]), list(batch["prompt"]), list(batch["kept_answer"]),
@@ -108,26 +160,22 @@ def train_loop(config: dict) -> None:
             losses.append(float(loss.detach()))
             samples += len(batch["prompt"])
             tokens += int((inputs["labels"] != models.IGNORE_INDEX).sum())
+        elapsed = max(1e-9, time.time() - start)
+        metrics = {
+            "epoch": epoch + 1,
+            "steps": step,
+            "loss_first": losses[0] if losses else None,
+            "loss_last": losses[-1] if losses else None,
+            "samples_per_s": samples * world / elapsed,
+            "tokens_per_s": tokens * world / elapsed,
+            "resumed_from_epoch": first_epoch,
+            "node_ids": sorted(set(node_ids)),
+        }
         if rank == 0:
-            print(f"[train] epoch {epoch + 1}/{config['epochs']}: {step} steps, loss {np.mean(losses[-steps_per_epoch:]):.4f}")
-
-    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    state = get_model_state_dict(model, options=options) if world > 1 and config["fsdp"] else None
-    metrics = {
-        "steps": step,
-        "loss_first": losses[0] if losses else None,
-        "loss_last": losses[-1] if losses else None,
-        "samples_per_s": samples * world / max(1e-9, time.time() - start),
-        "tokens_per_s": tokens * world / max(1e-9, time.time() - start),
-    }
-    with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = None
-        if rank == 0:
-            to_save = model.module if hasattr(model, "module") else model
-            to_save.save_pretrained(tmp, state_dict=state)
-            processor.save_pretrained(tmp)
-            checkpoint = ray.train.Checkpoint.from_directory(tmp)
-        ray.train.report(metrics, checkpoint=checkpoint)
+            print(f"[train] epoch {epoch + 1}/{config['epochs']}: {step} steps, "
+                  f"loss {np.mean(losses[-steps_per_epoch:]):.4f}", flush=True)
+        trainer_state = {"epoch": epoch + 1, "step": step, "losses": losses, "scheduler": scheduler.state_dict()}
+        _save_checkpoint(model, optimizer, processor, trainer_state, world, config["fsdp"], rank, metrics)
     if dist.is_initialized():
         dist.barrier()
 
@@ -149,12 +197,12 @@ def training_dataset(cfg: Config, generated_dir: str | Path, manifest: str, fina
         out["prompt"] = np.array([questions.answer_prompt(q) for q in out["question"]], dtype=object)
         return out
 
-    ds = ray.data.read_parquet(str(generated_dir))  # start/end included: train on the clip that was answered
+    ds = read_manifest(cfg, str(generated_dir))  # start/end included: train on the clip that was answered
     ds = ds.map_batches(select, num_cpus=cfg.verify.num_cpus)
     ds = ds.map_batches(
         decode_batch,
         fn_kwargs=dict(video_root=video_root_for(manifest, cfg.data.video_root), num_frames=cfg.data.num_frames,
-                       size=cfg.data.frame_size),
+                       size=cfg.data.frame_size, timeout_s=cfg.data.decode_timeout_s),
         batch_size=cfg.data.decode_batch_size,
         num_cpus=cfg.data.decode_num_cpus,
     )
@@ -213,6 +261,7 @@ def finetune(
     tmp = out_dir.with_name(f".{out_dir.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     result.checkpoint.to_directory(str(tmp))
+    (tmp / TRAINER_STATE).unlink(missing_ok=True)  # resume state (optimizer); not part of the model
     replace_dir(tmp, out_dir)
     return {**{k: v for k, v in result.metrics.items() if not k.startswith("_")},
             "samples": num_rows, "seconds": round(time.time() - start, 2)}

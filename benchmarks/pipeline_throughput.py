@@ -1,0 +1,133 @@
+"""Reference-style sequential loop vs the Ray Data pipeline: same model, same videos, same machine.
+
+    .venv/bin/python benchmarks/pipeline_throughput.py [--n 256] [--config configs/demo.yaml]
+
+(a) sequential: one process, one video at a time (batch size 1): decode -> generate -> verify
+    inline -> rationalize a failure inline -> verify, as the published reference script does;
+(b) pipeline: ``run_pass`` (decode tasks -> answer actors -> verify -> rationalize actors -> verify
+    -> parquet), timed from the first read to the last shard written, actor start-up included.
+
+Both use the demo kit's seed model and videos (the 192 train + 64 held-out clips; with --n above
+256 the rows repeat those files under new ids) and the config's sampling settings. Prints videos/s
+for each, the generator busy fraction, and as its last line the throughput ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+
+def benchmark_manifest(kit: Path, n: int, out: Path) -> Path:
+    """``n`` manifest rows over the kit's videos (absolute paths; repeated under new ids past 256)."""
+    from vstar_ray.manifest import write_manifest
+
+    base = pq.read_table(kit / "train.parquet").to_pylist() + pq.read_table(kit / "heldout.parquet").to_pylist()
+    rows = []
+    for i in range(n):
+        row = dict(base[i % len(base)])
+        row["id"] = f"bench-{i:06d}"
+        row["video"] = str(kit / row["video"])
+        rows.append(row)
+    write_manifest(rows, out)
+    return out
+
+
+def sequential(cfg, manifest: Path) -> dict:
+    """The reference loop: batch size 1, everything inline in one process."""
+    import torch
+
+    from vstar_ray import models, questions
+    from vstar_ray.verify import load_thresholds, verify_labels
+    from vstar_ray.video import decode_clip
+
+    torch.set_num_threads(2)
+    start = time.perf_counter()
+    model = models.load_model(cfg.model.path, "cpu", cfg.model.dtype).eval()
+    processor = models.load_processor(cfg.model.path)
+    thresholds = load_thresholds(cfg.verify.thresholds)
+    load_s = time.perf_counter() - start
+    gen = cfg.generate
+    timings = {"decode": 0.0, "generate": 0.0, "verify": 0.0}
+    kept = 0
+    rows = pq.read_table(manifest).to_pylist()
+    for row in rows:
+        t = time.perf_counter()
+        frames = decode_clip(row["video"], cfg.data.num_frames, cfg.data.frame_size)
+        timings["decode"] += time.perf_counter() - t
+        labels = json.loads(row["labels"])
+        prompts = [questions.answer_prompt(row["question"])]
+        if cfg.rationalize:
+            prompts.append(questions.rationalize_prompt(row["question"], labels))
+        for attempt, prompt in enumerate(prompts):
+            t = time.perf_counter()
+            answer = models.generate(model, processor, [frames], [prompt], gen.max_new_tokens, gen.do_sample,
+                                     gen.temperature)[0]
+            timings["generate"] += time.perf_counter() - t
+            t = time.perf_counter()
+            ok = verify_labels(row["id"], answer, row["labels"], row["verifiers"], thresholds)["verified"]
+            timings["verify"] += time.perf_counter() - t
+            if ok:
+                kept += 1
+                break
+    wall = time.perf_counter() - start
+    return {"seconds": wall, "model_load_s": load_s, "videos": len(rows), "kept": kept, "stage_s": timings}
+
+
+def pipeline(cfg, manifest: Path, out: Path) -> dict:
+    import ray
+
+    from vstar_ray.pipeline import run_pass
+
+    start = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    init_s = time.perf_counter() - start
+    start = time.perf_counter()
+    summary = run_pass(cfg, str(manifest), cfg.model.path, out, "train")
+    wall = time.perf_counter() - start
+    ray.shutdown()
+    return {**summary, "seconds": wall, "ray_init_s": init_s}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=256, help="videos (default: the kit's 256)")
+    parser.add_argument("--config", default="configs/demo.yaml")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
+    parser.add_argument("--skip-sequential", action="store_true", help="time only the pipeline")
+    args = parser.parse_args()
+
+    from vstar_ray.config import load_config
+    from vstar_ray.cycles import resolve_demo
+
+    cfg = resolve_demo(load_config(args.config, args.set))
+    kit = Path(cfg.model.path).parent
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = benchmark_manifest(kit, args.n, Path(tmp) / "bench.parquet")
+        print(f"{args.n} videos, model {cfg.model.path}, generate batch {cfg.generate.batch_size}, "
+              f"max_new_tokens {cfg.generate.max_new_tokens}, rationalize {cfg.rationalize}", flush=True)
+        seq = None
+        if not args.skip_sequential:
+            seq = sequential(cfg, manifest)
+            print(f"(a) sequential: {seq['seconds']:.1f}s, {seq['videos'] / seq['seconds']:.2f} videos/s, "
+                  f"kept {seq['kept']}; model load {seq['model_load_s']:.1f}s; "
+                  + ", ".join(f"{k} {v:.1f}s" for k, v in seq["stage_s"].items()), flush=True)
+        pipe = pipeline(cfg, manifest, Path(tmp) / "generated")
+        kept = pipe["kept_direct"] + pipe["kept_rationalized"]
+        print(f"(b) pipeline:   {pipe['seconds']:.1f}s, {pipe['videos'] / pipe['seconds']:.2f} videos/s, "
+              f"kept {kept}; ray.init {pipe['ray_init_s']:.1f}s (not counted)", flush=True)
+        for stage, busy in pipe["generator_busy"].items():
+            print(f"    {stage} generators: {busy['actors']} actor(s), {busy['calls']} batches, busy in generate() "
+                  f"{busy['generate_s']:.1f}s of {busy['span_s']:.1f}s warm = {busy['fraction']:.1%} "
+                  f"(inside the batch call {busy['in_call_fraction']:.1%})")
+        if seq is not None:
+            print(f"pipeline/sequential throughput ratio: {seq['seconds'] / pipe['seconds']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
