@@ -87,11 +87,17 @@ def pipeline(cfg, manifest: Path, out: Path) -> dict:
     start = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     init_s = time.perf_counter() - start
-    start = time.perf_counter()
+    start, wall_start = time.perf_counter(), time.time()
     summary = run_pass(cfg, str(manifest), cfg.model.path, out, "train")
     wall = time.perf_counter() - start
     ray.shutdown()
-    return {**summary, "seconds": wall, "ray_init_s": init_s}
+    table = pq.read_table(out)
+    calls = [json.loads(c) for column in ("answer_call", "rationalize_call") if column in table.column_names
+             for c in table[column].to_pylist() if c]
+    phases = {"first_batch_s": min(c[1] for c in calls) - wall_start,
+              "generating_s": max(c[2] for c in calls) - min(c[1] for c in calls),
+              "after_last_batch_s": wall_start + wall - max(c[2] for c in calls)}
+    return {**summary, "seconds": wall, "ray_init_s": init_s, "phases": phases}
 
 
 def main() -> None:
@@ -121,6 +127,10 @@ def main() -> None:
         kept = pipe["kept_direct"] + pipe["kept_rationalized"]
         print(f"(b) pipeline:   {pipe['seconds']:.1f}s, {pipe['videos'] / pipe['seconds']:.2f} videos/s, "
               f"kept {kept}; ray.init {pipe['ray_init_s']:.1f}s (not counted)", flush=True)
+        ph = pipe["phases"]
+        print(f"    start-up until the first generate batch {ph['first_batch_s']:.1f}s, generating "
+              f"{ph['generating_s']:.1f}s ({pipe['videos'] / ph['generating_s']:.1f} videos/s warm), "
+              f"after the last batch {ph['after_last_batch_s']:.1f}s")
         for stage, busy in pipe["generator_busy"].items():
             print(f"    {stage} generators: {busy['actors']} actor(s), {busy['calls']} batches, busy in generate() "
                   f"{busy['generate_s']:.1f}s of {busy['span_s']:.1f}s warm = {busy['fraction']:.1%} "

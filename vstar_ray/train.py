@@ -206,7 +206,9 @@ def training_dataset(cfg: Config, generated_dir: str | Path, manifest: str, fina
         batch_size=cfg.data.decode_batch_size,
         num_cpus=cfg.data.decode_num_cpus,
     )
-    return ds.filter(lambda row: not row["error"]).select_columns(["frames", "prompt", "kept_answer"])
+    # every op states its CPUs: the default (1) may exceed what the training workers leave to Ray Data
+    ds = ds.filter(lambda row: not row["error"], num_cpus=cfg.verify.num_cpus)
+    return ds.select_columns(["frames", "prompt", "kept_answer"], num_cpus=cfg.verify.num_cpus)
 
 
 def count_kept(generated_dir: str | Path, final_cycle: bool, keep_rationalized: str) -> int:
