@@ -26,7 +26,10 @@ def free_port() -> int:
 @pytest.fixture()
 def cluster(tmp_path):
     """A real two-node cluster on loopback: a head and a worker node, one CPU each (DESIGN.md 5)."""
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token"}
+    # RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S (inherited by the job's driver): an actor pool starts once all its
+    # actors are up, so the first actor ready does not take every batch of this small run
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token",
+           "RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S": "300"}
     port, dash = free_port(), free_port()
     subprocess.run(
         [str(BIN / "ray"), "start", "--head", "--num-cpus", "1", "--port", str(port), "--dashboard-port", str(dash),
@@ -55,10 +58,11 @@ def test_job_submit_runs_a_cycle_on_both_nodes(cluster, small_kit, tmp_path):
     cmd = [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", str(REPO),
            "--runtime-env", str(REPO / "jobs" / "runtime_env.yaml"), "--",
            "python", "-m", "jobs.video_star", "--config", "configs/demo.yaml", "--out", str(out)]
-    # two answer actors (one per node, generator actors are SPREAD) of a quarter CPU each
+    # two answer actors (one per node, generator actors are SPREAD) of a quarter CPU each; small batches so that
+    # there are several decode tasks (SPREAD too) and generate calls to share
     for item in small_run_overrides(small_kit) + ["generate.min_actors=2", "generate.max_actors=2",
                                                   "generate.num_cpus=0.25", "data.decode_num_cpus=0.25",
-                                                  "generate.batch_size=4"]:
+                                                  "generate.batch_size=4", "data.decode_batch_size=2"]:
         cmd += ["--set", item]
     start = time.time()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
