@@ -25,6 +25,13 @@ def _demo(args: argparse.Namespace) -> None:
     overrides = [f"demo_kit={DEFAULT_KIT}"] if "VSTAR_DEMO_KIT" in os.environ else []
     overrides += [f"cycles={args.cycles}"] if args.cycles else []
     cfg = load_config(args.config, overrides + list(args.set))
+    if args.ablations or args.variants:
+        from vstar_ray import ablations
+
+        ablations.run(cfg, args.out, ablations.parse_variants(args.variants), resume=args.resume)
+        _copy_seed(cfg, Path(args.out))
+        print(f"\nwrote {Path(args.out).resolve()} (ablations.json, ablations.md, ablations.png; one run per variant)")
+        return
     cycles.run(cfg, args.out, resume=args.resume)
     _copy_seed(cfg, Path(args.out))
     print(f"\nwrote {Path(args.out).resolve()} (metrics.json, report.md, report.png)")
@@ -187,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-out")
     p.add_argument("--cycles", type=int, default=0, help="number of cycles (default: the config's, 3)")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--ablations", action="store_true",
+                   help="run full, no_filter, no_rationalization and label_only on the same data and seed")
+    p.add_argument("--variants", default="", help="comma-separated subset of the ablation variants (implies --ablations)")
     with_config(p, required=False)
     p.set_defaults(fn=_demo, config=str(REPO_CONFIGS / "demo.yaml"))
 

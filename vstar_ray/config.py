@@ -21,6 +21,9 @@ class ConfigError(ValueError):
     """A configuration problem, with the offending key in the message."""
 
 
+TRAIN_ON = ("verified", "unfiltered", "labels")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     train_manifest: str = ""  # parquet manifest (DESIGN.md section 4) used to generate training data
@@ -104,12 +107,18 @@ class Config:
     seed: int = 0
     rationalize: bool = True
     keep_rationalized: str = "all"  # all | intermediate (paper: final model trained on direct answers only)
+    # what each cycle trains on: verified (Video-STaR) | unfiltered (every direct answer, verified or not:
+    # the no-filter ablation) | labels (template answers that state the label, no generation: the paper's
+    # Video-LLaVA+ baseline)
+    train_on: str = "verified"
     early_stop_margin: float = -1.0  # stop when eval accuracy improves by less than this; < 0 never stops
     demo_kit: str = ""  # when set, the demo kit is built there if missing, and empty paths point into it
 
     def __post_init__(self) -> None:
         if self.keep_rationalized not in ("all", "intermediate"):
             raise ConfigError(f"keep_rationalized: expected 'all' or 'intermediate', got {self.keep_rationalized!r}")
+        if self.train_on not in TRAIN_ON:
+            raise ConfigError(f"train_on: expected one of {', '.join(TRAIN_ON)}, got {self.train_on!r}")
         if self.cycles < 1:
             raise ConfigError(f"cycles: must be >= 1, got {self.cycles}")
 

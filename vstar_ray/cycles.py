@@ -94,30 +94,44 @@ def check_inputs(cfg: Config) -> None:
             raise ConfigError(f"eval.tempcompass_videos: {cfg.eval.tempcompass_videos!r} is not a folder")
 
 
-def write_train_json(generated: Path, out: Path, sources: set[str]) -> int:
-    """Kept pairs as LLaVA conversations (VSTaR-1M format); the human turn is the question without hint."""
-    wanted = ["id", "video", "start", "end", "question", "kept_from", "kept_answer"]
+def write_train_json(cfg: Config, generated: Path, out: Path, final_cycle: bool) -> int:
+    """The pairs a cycle trains on as LLaVA conversations (VSTaR-1M format); the human turn is the question
+    without hint."""
+    from vstar_ray.train import SELECTION_COLUMNS, trained_sources, training_pairs
+
+    wanted = ["id", "video", "start", "end", "question", *SELECTION_COLUMNS]
     names = pq.ParquetDataset(generated).schema.names
-    table = pq.read_table(generated, columns=[c for c in wanted if c in names])
+    columns = pq.read_table(generated, columns=[c for c in wanted if c in names]).to_pydict()
+    keep, answers = training_pairs(columns, cfg.train_on, trained_sources(final_cycle, cfg.keep_rationalized))
     records = []
-    for row in table.to_pylist():
-        if row["kept_from"] in sources:
-            record = {
-                "id": row["id"],
-                "video": row["video"],
-                "conversations": [
-                    {"from": "human", "value": "<video>\n" + questions.answer_prompt(row["question"])},
-                    {"from": "gpt", "value": row["kept_answer"]},
-                ],
-                "kept_from": row["kept_from"],
-            }
-            for key in ("start", "end"):  # the clip window inside a longer video, when the manifest has one
-                value = row.get(key)
-                if value is not None and value == value:
-                    record[key] = value
-            records.append(record)
+    for i in map(int, keep.nonzero()[0]):
+        record = {
+            "id": columns["id"][i],
+            "video": columns["video"][i],
+            "conversations": [
+                {"from": "human", "value": "<video>\n" + questions.answer_prompt(columns["question"][i])},
+                {"from": "gpt", "value": answers[i]},
+            ],
+            "kept_from": columns["kept_from"][i] or "unfiltered",
+        }
+        for key in ("start", "end"):  # the clip window inside a longer video, when the manifest has one
+            value = columns.get(key, [None] * len(keep))[i]
+            if value is not None and value == value:
+                record[key] = value
+        records.append(record)
     atomic_write_text(out, json.dumps(records, indent=1) + "\n")
     return len(records)
+
+
+def kept_answer_stats(train_json: Path, examples: int = 3) -> dict:
+    """Mean length (words) of the answers a cycle trains on, and the first few, for the report."""
+    records = json.loads(train_json.read_text())
+    answers = [r["conversations"][1]["value"] for r in records]
+    return {
+        "mean_words": round(sum(len(a.split()) for a in answers) / len(answers), 1) if answers else 0.0,
+        "examples": [{"id": r["id"], "from": r["kept_from"], "answer": r["conversations"][1]["value"]}
+                     for r in records[:examples]],
+    }
 
 
 def held_out_eval(cfg: Config, manifest: str, model: str, folder: Path, report_name: str = "eval_report.md") -> dict:
@@ -143,8 +157,8 @@ def run(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     """Run (or resume) Video-STaR into ``out``; returns the contents of ``out/metrics.json``."""
     import ray
 
-    from vstar_ray.pipeline import run_pass
-    from vstar_ray.train import finetune, trained_sources
+    from vstar_ray.pipeline import label_pass, run_pass
+    from vstar_ray.train import finetune
 
     out = Path(out).resolve()
     if (out / "state.json").exists() and not resume:
@@ -186,10 +200,12 @@ def run(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     current, best = pretrained, baseline["accuracy"]
     for k in range(1, cfg.cycles + 1):
         cdir, final = out / f"cycle_{k}", k == cfg.cycles
-        sources = trained_sources(final, cfg.keep_rationalized)
-        gen = stage(f"cycle_{k}/generate", lambda: run_pass(cfg, manifest, current, cdir / "generated", "train"))
+        if cfg.train_on == "labels":  # the label-only baseline generates nothing
+            gen = stage(f"cycle_{k}/generate", lambda: label_pass(manifest, cdir / "generated"))
+        else:
+            gen = stage(f"cycle_{k}/generate", lambda: run_pass(cfg, manifest, current, cdir / "generated", "train"))
         stage(f"cycle_{k}/train_json",
-              lambda: {"records": write_train_json(cdir / "generated", cdir / "train.json", sources)})
+              lambda: {"records": write_train_json(cfg, cdir / "generated", cdir / "train.json", final)})
         base = pretrained if cfg.train.restart_from_pretrained else current
         trained = stage(f"cycle_{k}/train", lambda: finetune(
             cfg, cdir / "generated", manifest, base, cdir / "checkpoint", out / "ray_train", final, name=f"cycle_{k}"))
@@ -201,6 +217,7 @@ def run(cfg: Config, out: str | Path, resume: bool = False) -> dict:
                                          "kept_rationalized", "rejected")},
             "eval_accuracy": ev["accuracy"],
             "eval": ev.get("scores", {}),
+            "trained_answers": kept_answer_stats(cdir / "train.json"),
             **({"tempcompass": ev["tempcompass"]} if "tempcompass" in ev else {}),
             "seconds": round(gen["seconds"] + trained["seconds"] + ev["seconds"], 2),
             "timings": {"generate": gen["seconds"], "train": trained["seconds"], "eval": ev["seconds"],

@@ -16,6 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
@@ -164,6 +165,30 @@ def run_pass(cfg: Config, manifest: str, model_path: str, out_dir: str | Path, m
     start = time.time()
     _write(cfg, build_dataset(cfg, manifest, model_path, mode), out_dir)
     return summarize(out_dir, wall_s=time.time() - start)
+
+
+def label_pass(manifest: str, out_dir: str | Path) -> dict:
+    """The ``train_on: labels`` baseline's "pass": no model; every manifest row is kept with a template answer
+    that states its label (``The answer is <label>.``). Same columns as a generation pass where they apply."""
+    from vstar_ray import questions
+
+    start = time.time()
+    table = pq.read_table(manifest)
+    rows = table.to_pylist()
+    answers = [f"The answer is {questions.render_label(json.loads(r['labels']))}." for r in rows]
+    n = len(rows)
+    table = (table.append_column("error", pa.array([""] * n)).append_column("answer", pa.array([""] * n))
+             .append_column("kept", pa.array([True] * n)).append_column("kept_from", pa.array(["label"] * n))
+             .append_column("kept_answer", pa.array(answers, pa.string())))
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    pq.write_table(table, tmp / "part-0.parquet")
+    replace_dir(tmp, out_dir)
+    return {"videos": n, "failed_videos": 0, "generated": 0, "kept_direct": 0, "kept_rationalized": 0,
+            "kept_label": n, "rejected": 0, "accuracy": 0.0, "busy_seconds": {}, "nodes": {}, "generator_busy": {},
+            "seconds": round(time.time() - start, 2)}
 
 
 def summarize(out_dir: str | Path, wall_s: float | None = None) -> dict:

@@ -50,6 +50,7 @@ def markdown(metrics: dict) -> str:
         t = e["timings"]
         lines.append(f"| {e['cycle']} | {t['generate']:.1f} | {t['train']:.1f} | {t['eval']:.1f} |")
     lines += _suite_tables(metrics)
+    lines += _trained_answers(metrics)
     lines += ["", "![accuracy and yield per cycle](report.png)", ""]
     return "\n".join(lines)
 
@@ -81,30 +82,57 @@ def _suite_tables(metrics: dict) -> list[str]:
     return lines
 
 
-def plot(metrics: dict, path: Path) -> None:
+def _trained_answers(metrics: dict) -> list[str]:
+    """Mean length of the answers each cycle trained on, and a few of the last cycle's."""
+    cycles = [e for e in metrics["cycles"] if "trained_answers" in e]
+    if not cycles:
+        return []
+    lines = ["", "## Answers trained on", "", "| cycle | answers | mean length (words) |", "|---|---|---|"]
+    for e in cycles:
+        lines.append(f"| {e['cycle']} | {e['train'].get('samples') or ''} | {e['trained_answers']['mean_words']:.1f} |")
+    last = cycles[-1]
+    if last["trained_answers"]["examples"]:
+        lines += ["", f"Examples from cycle {last['cycle']}:", ""]
+        for ex in last["trained_answers"]["examples"]:
+            lines.append(f"- `{ex['id']}` ({ex['from']}): {ex['answer']}")
+    return lines
+
+
+def cycle_axes():
+    """A figure for accuracies (0-1) per cycle; finish it with ``save_cycle_plot``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cycles = [0] + [e["cycle"] for e in metrics["cycles"]]
-    accuracy = [metrics["baseline"]["eval_accuracy"]] + [e["eval_accuracy"] for e in metrics["cycles"]]
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
-    ax.plot(cycles, accuracy, marker="o", label="held-out accuracy")
-    if metrics["cycles"]:
-        ax.plot([e["cycle"] for e in metrics["cycles"]], [_yield(e) for e in metrics["cycles"]], marker="s",
-                label="yield (kept / generated)")
+    return plt.subplots(figsize=(6, 3.6), dpi=110)
+
+
+def save_cycle_plot(fig, ax, cycles: list[int], title: str, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
     ax.set_xlabel("cycle (0 = seed model)")
     ax.set_xticks(cycles)
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend()
-    ax.set_title("Video-STaR")
+    ax.set_title(title)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp)
     plt.close(fig)
     tmp.replace(path)
+
+
+def plot(metrics: dict, path: Path) -> None:
+    cycles = [0] + [e["cycle"] for e in metrics["cycles"]]
+    accuracy = [metrics["baseline"]["eval_accuracy"]] + [e["eval_accuracy"] for e in metrics["cycles"]]
+    fig, ax = cycle_axes()
+    ax.plot(cycles, accuracy, marker="o", label="held-out accuracy")
+    if metrics["cycles"]:
+        ax.plot([e["cycle"] for e in metrics["cycles"]], [_yield(e) for e in metrics["cycles"]], marker="s",
+                label="yield (kept / generated)")
+    save_cycle_plot(fig, ax, cycles, "Video-STaR", path)
 
 
 def write(out: Path, metrics: dict) -> None:

@@ -181,19 +181,39 @@ def train_loop(config: dict) -> None:
 
 
 def trained_sources(final_cycle: bool, keep_rationalized: str) -> set[str]:
-    """Which kept answers a cycle trains on: rationalized ones too, except in the final cycle if configured."""
-    return {"direct"} if final_cycle and keep_rationalized == "intermediate" else {"direct", "rationalized"}
+    """Which kept answers a cycle trains on: rationalized ones too, except in the final cycle if configured;
+    template label answers (``train_on: labels``) always."""
+    if final_cycle and keep_rationalized == "intermediate":
+        return {"direct", "label"}
+    return {"direct", "rationalized", "label"}
+
+
+SELECTION_COLUMNS = ("kept_from", "kept_answer", "answer", "error")
+
+
+def training_pairs(columns: dict, train_on: str, sources: set[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows of a generated pass a cycle trains on, and the answer each trains on.
+
+    ``verified`` and ``labels``: the kept answer of rows kept from ``sources``. ``unfiltered`` (the
+    no-filter ablation): every decoded row's direct answer, verified or not."""
+    if train_on == "unfiltered":
+        answers = np.asarray(columns["answer"], dtype=object)
+        keep = np.array([not e and bool(a) for e, a in zip(columns["error"], answers)], dtype=bool)
+        return keep, answers
+    keep = np.array([k in sources for k in columns["kept_from"]], dtype=bool)
+    return keep, np.asarray(columns["kept_answer"], dtype=object)
 
 
 def training_dataset(cfg: Config, generated_dir: str | Path, manifest: str, final_cycle: bool) -> ray.data.Dataset:
-    """Kept records, decoded again for training; the final cycle may keep direct answers only."""
+    """The rows a cycle trains on (``training_pairs``), decoded again for training."""
     from vstar_ray import questions
 
     sources = trained_sources(final_cycle, cfg.keep_rationalized)
 
     def select(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        keep = np.array([k in sources for k in batch["kept_from"]])
-        out = {c: batch[c][keep] for c in ("id", "video", "start", "end", "question", "kept_answer") if c in batch}
+        keep, answers = training_pairs(batch, cfg.train_on, sources)
+        out = {c: batch[c][keep] for c in ("id", "video", "start", "end", "question") if c in batch}
+        out["kept_answer"] = answers[keep]
         out["prompt"] = np.array([questions.answer_prompt(q) for q in out["question"]], dtype=object)
         return out
 
@@ -211,12 +231,12 @@ def training_dataset(cfg: Config, generated_dir: str | Path, manifest: str, fina
     return ds.select_columns(["frames", "prompt", "kept_answer"], num_cpus=cfg.verify.num_cpus)
 
 
-def count_kept(generated_dir: str | Path, final_cycle: bool, keep_rationalized: str) -> int:
+def count_trained(cfg: Config, generated_dir: str | Path, final_cycle: bool) -> int:
     import pyarrow.parquet as pq
 
-    kept_from = pq.read_table(str(generated_dir), columns=["kept_from"])["kept_from"].to_pylist()
-    allowed = trained_sources(final_cycle, keep_rationalized)
-    return sum(k in allowed for k in kept_from)
+    table = pq.read_table(str(generated_dir), columns=list(SELECTION_COLUMNS))
+    keep, _ = training_pairs(table.to_pydict(), cfg.train_on, trained_sources(final_cycle, cfg.keep_rationalized))
+    return int(keep.sum())
 
 
 def finetune(
@@ -229,7 +249,7 @@ def finetune(
 
     t = cfg.train
     start = time.time()
-    num_rows = count_kept(generated_dir, final_cycle, cfg.keep_rationalized)
+    num_rows = count_trained(cfg, generated_dir, final_cycle)
     if num_rows < t.num_workers:
         raise RuntimeError(
             f"only {num_rows} kept records in {generated_dir}: too few to train {t.num_workers} workers"
