@@ -35,6 +35,7 @@ def kept_records(kit: Path, out: Path) -> Path:
         color, shape, _, direction = json.loads(row["labels"])["action"].split()
         row["kept_from"] = "direct"
         row["kept_answer"] = reasoning(Clip(color, shape, direction), rng)
+        row["answer"], row["error"] = row["kept_answer"], ""  # a generation pass's columns
     out.mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist(rows), out / "part-0.parquet")
     return out
