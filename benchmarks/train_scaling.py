@@ -32,9 +32,8 @@ def kept_records(kit: Path, out: Path) -> Path:
     rows = pq.read_table(kit / "train.parquet").to_pylist()
     rng = random.Random(0)
     for row in rows:
-        color, shape, _, direction = json.loads(row["labels"])["action"].split()
         row["kept_from"] = "direct"
-        row["kept_answer"] = reasoning(Clip(color, shape, direction), rng)
+        row["kept_answer"] = reasoning(Clip.from_label(json.loads(row["labels"])["action"]), rng)
         row["answer"], row["error"] = row["kept_answer"], ""  # a generation pass's columns
     out.mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist(rows), out / "part-0.parquet")

@@ -1,8 +1,8 @@
 """The demo's tiny seed video-LMM: a Qwen2-VL built from a config with a locally trained tokenizer.
 
-It is pretrained briefly on a related task (captions, plus a little question answering and
-hint-following) so that on the demo's questions it is sometimes right and sometimes wrong:
-the starting point Video-STaR needs. It is saved with ``save_pretrained`` and read back by the
+It is pretrained briefly on a related task (captions of other clips, plus a little question
+answering and hint-following) so that it perceives the clips but answers the demo's questions
+mostly wrong: the starting point Video-STaR needs. It is saved with ``save_pretrained`` and read back by the
 pipeline through ``from_pretrained``, exactly like a real model id.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from vstar_ray import models, questions
-from vstar_ray.demo.videos import COLORS, DIRECTIONS, SHAPES, Clip
+from vstar_ray.demo.videos import ALL_CLIPS, Clip
 
 SPECIAL_TOKENS = [
     "<|endoftext|>",
@@ -35,41 +35,30 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 CAPTION_PROMPT = "Describe the video briefly."
-PATHS = {
-    "left": "from the right side to the left side",
-    "right": "from the left side to the right side",
-    "up": "from the bottom to the top",
-    "down": "from the top to the bottom",
-}
+SEEN = {"beginning": "only at the beginning", "end": "only at the end", "throughout": "from start to finish"}
 REASONING = [
-    "First, I look at the colour of the object: it is {color}. Next, its outline is a {shape}. "
-    "Then I follow it across the frames: it travels {path}. So the video shows a {label}.",
-    "The object in every frame is {color}, and its shape is a {shape}. Comparing the first and the last "
-    "frames, it goes {path}. Therefore the answer is {label}.",
-    "Step 1: the colour is {color}. Step 2: the shape is a {shape}. Step 3: from frame to frame the {shape} "
-    "moves {path}. In short: {label}.",
+    "First, the colour of the disc: {color}. Next, its size: {size}. Then, when it can be seen: {seen}. "
+    "So the answer is {label}.",
+    "The disc is {color} and {size}, and it is visible {seen}. Therefore: {label}.",
+    "Step 1: the disc is {color}. Step 2: it is {size}. Step 3: it appears {seen}. In short: {label}.",
 ]
 
 
 def caption(clip: Clip) -> str:
-    return f"A {clip.color} {clip.shape} goes {PATHS[clip.direction]}."
+    return f"A {clip.size} {clip.color} disc is visible {SEEN[clip.when]}."
 
 
 def reasoning(clip: Clip, rng: random.Random) -> str:
-    return rng.choice(REASONING).format(
-        color=clip.color, shape=clip.shape, path=PATHS[clip.direction], label=clip.label
-    )
+    return rng.choice(REASONING).format(color=clip.color, size=clip.size, seen=SEEN[clip.when], label=clip.label)
 
 
 def corpus() -> list[str]:
     """Every text the demo can produce, for training the tokenizer."""
     rng = random.Random(0)
-    clips = [Clip(c, s, d) for c in COLORS for s in SHAPES for d in DIRECTIONS]
     texts = [questions.answer_prompt(q) for q in questions.CLASS_QUESTIONS]
-    texts += [questions.rationalize_prompt(q, {"action": c.label}) for q in questions.CLASS_QUESTIONS for c in clips]
-    texts += [caption(c) for c in clips] + [CAPTION_PROMPT, "user", "assistant", "system"]
-    texts += [template.format(color=c.color, shape=c.shape, path=PATHS[c.direction], label=c.label)
-              for c in clips for template in REASONING]
+    texts += [questions.rationalize_prompt(q, {"action": c.label}) for q in questions.CLASS_QUESTIONS for c in ALL_CLIPS]
+    texts += [caption(c) for c in ALL_CLIPS] + [CAPTION_PROMPT, "user", "assistant", "system"]
+    texts += [t.format(color=c.color, size=c.size, seen=SEEN[c.when], label=c.label) for c in ALL_CLIPS for t in REASONING]
     rng.shuffle(texts)
     return texts
 
@@ -140,16 +129,16 @@ def build_model(tokenizer, seed: int):
 
 
 def pretraining_examples(clips: list[Clip], frames: list[np.ndarray], qa_fraction: float, seed: int):
-    """The related task: captions for every clip; reasoning answers and hint-following for a fraction."""
+    """The related task: captions for every clip; reasoning answers for a fraction; hint-following (a
+    rationalization prompt with a random class as the hint, answered with that class's reasoning)."""
     rng = random.Random(seed)
     examples = []
     for clip, video in zip(clips, frames):
         examples.append((video, CAPTION_PROMPT, caption(clip)))
         if rng.random() < qa_fraction:
-            q = rng.choice(questions.CLASS_QUESTIONS)
-            examples.append((video, questions.answer_prompt(q), reasoning(clip, rng)))
+            examples.append((video, questions.answer_prompt(rng.choice(questions.CLASS_QUESTIONS)), reasoning(clip, rng)))
+        hinted = rng.choice(ALL_CLIPS)
         q = rng.choice(questions.CLASS_QUESTIONS)
-        hinted = rng.choice([c for c in (Clip(clip.color, clip.shape, d) for d in DIRECTIONS)])
         examples.append((video, questions.rationalize_prompt(q, {"action": hinted.label}), reasoning(hinted, rng)))
     return examples
 

@@ -1,7 +1,11 @@
-"""Synthetic labeled videos: one coloured shape moving in one direction, written as H.264 mp4.
+"""Synthetic labeled videos: a coloured disc, small or large, visible only at the beginning, only at the
+end, or throughout; written as H.264 mp4.
 
-The label is an action class such as ``"red circle moving left"``. Everything is a
-function of the seed, so the same kit is built on every machine.
+The label is an action class such as ``"large red disc at the beginning"``: 4 colours x 2 sizes x 3
+times = 24 classes. These are attributes the demo's tiny seed can perceive (colour and size are
+statistics of a frame, the time of statistics across frames; ``benchmarks/timing_perception.py``),
+unlike shape or direction of motion (``benchmarks/seed_perception.py``), so self-training has
+something to learn. Everything is a function of the seed, so the same kit is built on every machine.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import av
 import numpy as np
 
 COLORS = {"red": (220, 30, 30), "green": (30, 190, 40), "blue": (40, 70, 230), "yellow": (235, 215, 30)}
-SHAPES = ("circle", "square")
-DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
+SIZES = {"small": 9, "large": 22}  # disc radius in pixels
+WHEN = ("beginning", "end", "throughout")
+PHRASES = {"beginning": "at the beginning", "end": "at the end", "throughout": "throughout"}
 SIZE = 96
 FRAMES = 16
 FPS = 8
@@ -25,37 +30,35 @@ FPS = 8
 @dataclass(frozen=True)
 class Clip:
     color: str
-    shape: str
-    direction: str
+    size: str
+    when: str
 
     @property
     def label(self) -> str:
-        return f"{self.color} {self.shape} moving {self.direction}"
+        return f"{self.size} {self.color} disc {PHRASES[self.when]}"
+
+    @classmethod
+    def from_label(cls, label: str) -> "Clip":
+        size, color, _, *when = label.split()
+        return cls(color, size, when[-1])
+
+    @property
+    def visible_frames(self) -> range:
+        return {"beginning": range(0, FRAMES // 2), "end": range(FRAMES // 2, FRAMES),
+                "throughout": range(FRAMES)}[self.when]
 
 
-ALL_CLIPS = [Clip(c, s, d) for c, s, d in itertools.product(COLORS, SHAPES, DIRECTIONS)]
+ALL_CLIPS = [Clip(c, s, w) for c, s, w in itertools.product(COLORS, SIZES, WHEN)]
 
 
 def render(clip: Clip, rng: random.Random) -> np.ndarray:
-    """(FRAMES, SIZE, SIZE, 3) uint8: the shape travels across most of the frame."""
-    radius = rng.randint(9, 13)
-    dx, dy = DIRECTIONS[clip.direction]
-    travel = SIZE - 2 * radius - 12
-    cx0 = SIZE / 2 - dx * travel / 2 + (0 if dx else rng.uniform(-18, 18))
-    cy0 = SIZE / 2 - dy * travel / 2 + (0 if dy else rng.uniform(-18, 18))
-    background = np.array([rng.randint(20, 60)] * 3, dtype=np.uint8)
+    """(FRAMES, SIZE, SIZE, 3) uint8: the disc drifts slowly to the right while it is visible."""
+    radius = SIZES[clip.size] + rng.randint(-2, 2)
+    cx, cy = rng.uniform(radius, SIZE - radius - 8), rng.uniform(radius, SIZE - radius)
+    frames = np.full((FRAMES, SIZE, SIZE, 3), rng.randint(20, 60), dtype=np.uint8)
     yy, xx = np.mgrid[0:SIZE, 0:SIZE]
-    frames = np.empty((FRAMES, SIZE, SIZE, 3), dtype=np.uint8)
-    for t in range(FRAMES):
-        cx = cx0 + dx * travel * t / (FRAMES - 1)
-        cy = cy0 + dy * travel * t / (FRAMES - 1)
-        if clip.shape == "circle":
-            mask = (xx - cx) ** 2 + (yy - cy) ** 2 <= radius**2
-        else:
-            mask = (np.abs(xx - cx) <= radius * 0.85) & (np.abs(yy - cy) <= radius * 0.85)
-        frame = np.broadcast_to(background, (SIZE, SIZE, 3)).copy()
-        frame[mask] = COLORS[clip.color]
-        frames[t] = frame
+    for t in clip.visible_frames:
+        frames[t][(xx - cx - t * 0.5) ** 2 + (yy - cy) ** 2 <= radius**2] = COLORS[clip.color]
     return frames
 
 
