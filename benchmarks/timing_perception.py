@@ -1,13 +1,13 @@
-"""Can the tiny demo seed perceive global and temporal attributes? A probe for issue 3's benchmark redesign.
+"""Can the tiny demo seed perceive the demo's attributes? Caption accuracy per attribute.
 
     .venv/bin/python benchmarks/timing_perception.py [--pool 1024] [--steps 600]
 
-The current demo asks for colour x shape x direction; benchmarks/seed_perception.py shows the tiny
-Qwen2-VL learns colour but never shape or direction. This probe renders clips whose attributes are
-global statistics of a frame or of time: a disc's colour (4), its size (small/large: how much of the
-frame it covers) and when it is visible (only at the beginning, only at the end, throughout). It
-pretrains the demo architecture on captions of ``--pool`` clips and prints how often greedy captions
-of 64 held-out clips get each attribute right (chance 0.25 / 0.50 / 0.33).
+The demo's clips (vstar_ray/demo/videos.py) are discs with a colour (4), a size (small/large: how much
+of the frame they cover) and a time of visibility (only at the beginning, only at the end,
+throughout): statistics of a frame or of time. The first demo's shapes and directions of motion were
+never learned (benchmarks/README.md). This pretrains the demo architecture on captions of ``--pool``
+clips (the demo seed's own caption text and tokenizer) and prints how often greedy captions of 64
+held-out clips get each attribute right (chance 0.25 / 0.50 / 0.33).
 """
 
 from __future__ import annotations
@@ -19,40 +19,12 @@ import time
 import numpy as np
 import torch
 
-COLORS = {"red": (220, 30, 30), "green": (30, 190, 40), "blue": (40, 70, 230), "yellow": (235, 215, 30)}
-SIZES = {"small": 9, "large": 22}
-WHEN = {"beginning": "only at the beginning", "end": "only at the end", "throughout": "from start to finish"}
-FRAMES, SIDE = 16, 96
-PROMPT = "Describe the video briefly."
-
-
-def render(color: str, size: str, when: str, rng: random.Random) -> np.ndarray:
-    radius = SIZES[size] + rng.randint(-2, 2)
-    cx, cy = rng.uniform(radius, SIDE - radius), rng.uniform(radius, SIDE - radius)
-    visible = {"beginning": range(0, FRAMES // 2), "end": range(FRAMES // 2, FRAMES), "throughout": range(FRAMES)}[when]
-    yy, xx = np.mgrid[0:SIDE, 0:SIDE]
-    background = rng.randint(20, 60)
-    frames = np.full((FRAMES, SIDE, SIDE, 3), background, dtype=np.uint8)
-    for t in visible:
-        mask = (xx - cx - t * 0.5) ** 2 + (yy - cy) ** 2 <= radius**2
-        frames[t][mask] = COLORS[color]
-    return frames
-
-
-def caption(color: str, size: str, when: str) -> str:
-    return f"A {size} {color} disc is visible {WHEN[when]}."
-
 
 def dataset(n: int, seed: int, frame_size: int):
-    from vstar_ray.video import resize_frames, sample_indices
+    from vstar_ray.demo.videos import make_clips, sampled_frames
 
-    rng = random.Random(seed)
-    items = []
-    for i in range(n):
-        attrs = (rng.choice(list(COLORS)), rng.choice(list(SIZES)), rng.choice(list(WHEN)))
-        clip = render(*attrs, random.Random(seed * 100_003 + i))
-        items.append((attrs, resize_frames(clip[sample_indices(FRAMES, 8)], frame_size)))
-    return items
+    return [(clip, sampled_frames(clip, random.Random(seed * 100_003 + i), 8, frame_size))
+            for i, clip in enumerate(make_clips(n, seed))]
 
 
 def main() -> None:
@@ -69,20 +41,20 @@ def main() -> None:
     torch.set_num_threads(2)
     start = time.time()
     train, heldout = dataset(args.pool, 0, args.size), dataset(64, 1, args.size)
-    texts = [caption(c, s, w) for c in COLORS for s in SIZES for w in WHEN] + [PROMPT, "user", "assistant"]
-    tokenizer = seed.build_tokenizer(texts=texts)
+    tokenizer = seed.build_tokenizer()
     processor = seed.build_processor(tokenizer, args.size)
     model = seed.build_model(tokenizer, 0)
-    examples = [(frames, PROMPT, caption(*attrs)) for attrs, frames in train]
+    examples = [(frames, seed.CAPTION_PROMPT, seed.caption(clip)) for clip, frames in train]
     losses = seed.pretrain(model, processor, examples, args.steps, 16, args.lr, 0)
     print(f"pool {args.pool}, {args.steps} steps, {args.size}px: loss {losses[0]:.2f} -> "
           f"{np.mean(losses[-20:]):.3f} ({time.time() - start:.0f}s)")
     outputs = []
     for i in range(0, len(heldout), 16):
         chunk = heldout[i:i + 16]
-        outputs += models.generate(model, processor, [f for _, f in chunk], [PROMPT] * len(chunk), 24, False, 1.0)
-    right = np.array([(f" {c} " in f" {o} ", f" {s} " in f" {o} ", WHEN[w] in o) for ((c, s, w), _), o in
-                      zip(heldout, outputs)])
+        outputs += models.generate(model, processor, [f for _, f in chunk], [seed.CAPTION_PROMPT] * len(chunk), 24,
+                                   False, 1.0)
+    right = np.array([(f" {c.color} " in f" {o} ", f" {c.size} " in f" {o} ", seed.SEEN[c.when] in o)
+                      for (c, _), o in zip(heldout, outputs)])
     colour, size, when = right.mean(axis=0)
     print(f"held-out captions right: colour {colour:.2f} (chance 0.25), size {size:.2f} (0.50), "
           f"when {when:.2f} (0.33), all three {right.all(axis=1).mean():.2f}")

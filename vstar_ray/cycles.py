@@ -103,6 +103,8 @@ def write_train_json(cfg: Config, generated: Path, out: Path, final_cycle: bool)
     names = pq.ParquetDataset(generated).schema.names
     columns = pq.read_table(generated, columns=[c for c in wanted if c in names]).to_pydict()
     keep, answers = training_pairs(columns, cfg.train_on, trained_sources(final_cycle, cfg.keep_rationalized))
+    for key in ("start", "end"):  # the clip window inside a longer video, when the manifest has one
+        columns.setdefault(key, [None] * len(keep))
     records = []
     for i in map(int, keep.nonzero()[0]):
         record = {
@@ -114,8 +116,8 @@ def write_train_json(cfg: Config, generated: Path, out: Path, final_cycle: bool)
             ],
             "kept_from": columns["kept_from"][i] or "unfiltered",
         }
-        for key in ("start", "end"):  # the clip window inside a longer video, when the manifest has one
-            value = columns.get(key, [None] * len(keep))[i]
+        for key in ("start", "end"):
+            value = columns[key][i]
             if value is not None and value == value:
                 record[key] = value
         records.append(record)
@@ -200,10 +202,8 @@ def run(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     current, best = pretrained, baseline["accuracy"]
     for k in range(1, cfg.cycles + 1):
         cdir, final = out / f"cycle_{k}", k == cfg.cycles
-        if cfg.train_on == "labels":  # the label-only baseline generates nothing
-            gen = stage(f"cycle_{k}/generate", lambda: label_pass(manifest, cdir / "generated"))
-        else:
-            gen = stage(f"cycle_{k}/generate", lambda: run_pass(cfg, manifest, current, cdir / "generated", "train"))
+        gen = stage(f"cycle_{k}/generate", lambda: label_pass(manifest, cdir / "generated")  # nothing to generate
+                    if cfg.train_on == "labels" else run_pass(cfg, manifest, current, cdir / "generated", "train"))
         stage(f"cycle_{k}/train_json",
               lambda: {"records": write_train_json(cfg, cdir / "generated", cdir / "train.json", final)})
         base = pretrained if cfg.train.restart_from_pretrained else current

@@ -174,9 +174,8 @@ def label_pass(manifest: str, out_dir: str | Path) -> dict:
 
     start = time.time()
     table = pq.read_table(manifest)
-    rows = table.to_pylist()
-    answers = [f"The answer is {questions.render_label(json.loads(r['labels']))}." for r in rows]
-    n = len(rows)
+    answers = [f"The answer is {questions.render_label(json.loads(labels))}." for labels in table["labels"].to_pylist()]
+    n = table.num_rows
     table = (table.append_column("error", pa.array([""] * n)).append_column("answer", pa.array([""] * n))
              .append_column("kept", pa.array([True] * n)).append_column("kept_from", pa.array(["label"] * n))
              .append_column("kept_answer", pa.array(answers, pa.string())))

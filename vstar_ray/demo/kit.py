@@ -20,10 +20,9 @@ from pathlib import Path
 
 from vstar_ray import questions
 from vstar_ray.demo import seed as seed_model
-from vstar_ray.demo.videos import make_clips, render, write_mp4
+from vstar_ray.demo.videos import make_clips, render, sampled_frames, write_mp4
 from vstar_ray.io import atomic_write_json
 from vstar_ray.manifest import write_manifest
-from vstar_ray.video import resize_frames, sample_indices
 
 KIT_VERSION = 2  # 2: discs (colour, size, when) instead of shapes moving; the seed pretrains on its own pool
 
@@ -90,8 +89,8 @@ def build_kit(out: Path, spec: KitSpec, log=print) -> None:
     processor = seed_model.build_processor(tokenizer, spec.frame_size)
     model = seed_model.build_model(tokenizer, spec.seed)
     pool = make_clips(spec.seed_pool, spec.seed + 20_000)
-    frames = [resize_frames(clip[sample_indices(len(clip), spec.num_frames)], spec.frame_size) for clip in
-              (render(c, random.Random(spec.seed * 1_000_003 + 20_000 + i)) for i, c in enumerate(pool))]
+    frames = [sampled_frames(c, random.Random(spec.seed * 1_000_003 + 20_000 + i), spec.num_frames, spec.frame_size)
+              for i, c in enumerate(pool)]
     examples = seed_model.pretraining_examples(pool, frames, spec.seed_qa_fraction, spec.seed)
     losses = seed_model.pretrain(
         model, processor, examples, spec.seed_steps, spec.seed_batch_size, spec.seed_lr, spec.seed

@@ -63,8 +63,7 @@ def corpus() -> list[str]:
     return texts
 
 
-def build_tokenizer(vocab_size: int = 1024, texts: list[str] | None = None):
-    """A byte-level BPE tokenizer trained on ``texts`` (default: every text the demo can produce)."""
+def build_tokenizer(vocab_size: int = 1024):
     from tokenizers import Tokenizer, decoders, models as tok_models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -77,7 +76,7 @@ def build_tokenizer(vocab_size: int = 1024, texts: list[str] | None = None):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator((texts if texts is not None else corpus()) * 4, trainer)
+    tok.train_from_iterator(corpus() * 4, trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", padding_side="left"
     )

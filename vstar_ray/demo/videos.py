@@ -62,6 +62,14 @@ def render(clip: Clip, rng: random.Random) -> np.ndarray:
     return frames
 
 
+def sampled_frames(clip: Clip, rng: random.Random, num_frames: int, size: int) -> np.ndarray:
+    """A clip rendered in memory and sampled like the decoder samples a file (no mp4 round trip)."""
+    from vstar_ray.video import resize_frames, sample_indices
+
+    frames = render(clip, rng)
+    return resize_frames(frames[sample_indices(len(frames), num_frames)], size)
+
+
 def write_mp4(frames: np.ndarray, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp.mp4")
     with av.open(str(tmp), mode="w") as container:
