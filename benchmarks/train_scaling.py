@@ -15,29 +15,9 @@ reserve every CPU starve their own input).
 from __future__ import annotations
 
 import argparse
-import json
-import random
 import tempfile
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-
-def kept_records(kit: Path, out: Path) -> Path:
-    """A generated-pass folder in which every training row is kept with a reasoning answer."""
-    from vstar_ray.demo.seed import reasoning
-    from vstar_ray.demo.videos import Clip
-
-    rows = pq.read_table(kit / "train.parquet").to_pylist()
-    rng = random.Random(0)
-    for row in rows:
-        row["kept_from"] = "direct"
-        row["kept_answer"] = reasoning(Clip.from_label(json.loads(row["labels"])["action"]), rng)
-        row["answer"], row["error"] = row["kept_answer"], ""  # a generation pass's columns
-    out.mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist(rows), out / "part-0.parquet")
-    return out
 
 
 def main() -> None:
@@ -51,6 +31,7 @@ def main() -> None:
 
     from vstar_ray.config import load_config
     from vstar_ray.cycles import resolve_demo
+    from vstar_ray.demo.kit import write_kept_pass
     from vstar_ray.train import finetune
 
     results = {}
@@ -63,7 +44,7 @@ def main() -> None:
             kit = Path(cfg.model.path).parent
             generated = tmp / "generated"
             if not generated.exists():
-                kept_records(kit, generated)
+                write_kept_pass(kit, generated)
             ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
             r = finetune(cfg, generated, str(kit / "train.parquet"), cfg.model.path, tmp / f"ckpt{workers}",
                          tmp / "ray_train", final_cycle=True, name=f"scaling_{workers}")

@@ -7,7 +7,7 @@ REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 if not REALDATA.exists():  # CI clones main with shared/ beside it
     REALDATA = Path(os.environ.get("VSTAR_REALDATA", "../shared/realdata")).resolve()
 
-SMALL_KIT = dict(n_train=32, n_heldout=16, seed_pool=64, seed_steps=150)  # enough to follow hints (27 of 32)
+SMALL_KIT = dict(n_train=32, n_heldout=16, seed_pool=64, seed_caption_steps=0, seed_steps=250)  # follows ~70% of hints
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +30,7 @@ def small_run_overrides(kit: Path) -> list[str]:
         f"data.train_manifest={kit}/train.parquet",
         f"data.eval_manifest={kit}/heldout.parquet",
         f"model.path={kit}/seed",
+        f"verify.thresholds={kit}/thresholds.yaml",
         "demo_kit=",
         "cycles=1",
         "generate.max_new_tokens=64",

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import small_run_overrides
-from vstar_ray import ablations
+from vstar_ray import ablations, questions
 from vstar_ray.config import ConfigError, load_config
 from vstar_ray.manifest import write_manifest
 from vstar_ray.pipeline import label_pass
@@ -98,9 +98,36 @@ def test_demo_variants_run_on_the_same_data(small_kit, tmp_path):
     assert metrics["cycles"][0]["train"]["samples"] == len(manifest)
 
     labels = json.loads((out / "label_only" / "cycle_1" / "train.json").read_text())
-    expected = {r["id"]: f"The answer is {json.loads(r['labels'])['action']}." for r in manifest}
+    expected = {r["id"]: f"The answer is {questions.render_label(json.loads(r['labels']))}." for r in manifest}
     assert {r["id"]: r["conversations"][1]["value"] for r in labels} == expected
     assert json.loads((out / "label_only" / "metrics.json").read_text())["cycles"][0]["generated"] == 0
     report = (out / "no_filter" / "report.md").read_text()
     assert "## Answers trained on" in report and "mean length (words)" in report
     assert np.isfinite(metrics["cycles"][0]["trained_answers"]["mean_words"])
+
+
+@pytest.mark.slow
+def test_cycles_continue_from_the_last_model_or_stop_early(small_kit, tmp_path, capsys):
+    """``train.restart_from_pretrained: false`` finetunes cycle k from cycle k-1's model; ``early_stop_margin``
+    ends the run when held-out accuracy does not improve by that much (label answers: no generation)."""
+    from vstar_ray.cli import main
+
+    base = ["run", "--config", "configs/demo.yaml"]
+    for item in small_run_overrides(small_kit) + ["train_on=labels"]:
+        base += ["--set", item]
+    try:
+        cont = tmp_path / "continue"
+        continuing = ["--set", "cycles=2", "--set", "train.restart_from_pretrained=false"]
+        assert main(base + ["--out", str(cont)] + continuing) == 0
+        first, second = json.loads((cont / "metrics.json").read_text())["cycles"]
+        assert first["train"]["base_model"] == str(small_kit / "seed")
+        assert second["train"]["base_model"] == str(cont / "cycle_1" / "checkpoint")
+        capsys.readouterr()
+        stop = tmp_path / "stop"
+        assert main(base + ["--out", str(stop), "--set", "cycles=3", "--set", "early_stop_margin=1.0"]) == 0
+        assert len(json.loads((stop / "metrics.json").read_text())["cycles"]) == 1
+        assert "stopping early" in capsys.readouterr().out and not (stop / "cycle_2").exists()
+    finally:
+        import ray
+
+        ray.shutdown()

@@ -53,19 +53,23 @@ def test_outputs_follow_the_design_layout(run_dir):
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["baseline"]["eval_accuracy"] <= 1.0
     (cycle,) = metrics["cycles"]
-    for key in ("cycle", "videos", "failed_videos", "generated", "kept_direct", "kept_rationalized", "rejected",
-                "eval_accuracy", "seconds", "timings", "nodes"):
+    for key in ("cycle", "videos", "failed_videos", "generated", "answers", "kept_direct", "kept_rationalized",
+                "rejected", "eval_accuracy", "seconds", "timings", "nodes"):
         assert key in cycle, key
     assert cycle["videos"] == n_rows
     assert cycle["failed_videos"] == 2  # the empty and the missing file; the GIF decodes through PyAV
     assert cycle["generated"] == n_rows - 2
     assert cycle["kept_direct"] + cycle["kept_rationalized"] + cycle["rejected"] == cycle["generated"]
     assert cycle["kept_rationalized"] > 0
+    rationalized = sum(bool(r["rationalize_prompt"]) for r in pq.read_table(out / "cycle_1" / "generated").to_pylist())
+    assert cycle["answers"] == cycle["generated"] + rationalized  # a direct answer each, plus a rationalization
     assert set(cycle["timings"]) >= {"generate", "train", "eval"}
     assert cycle["nodes"]["generate.answer"]
     for entry in (metrics["baseline"], cycle):  # the evaluation suites, seed and every cycle
         assert set(entry["tempcompass"]) == {"multi-choice", "yes_no"}
-    assert cycle["eval"]["by_type"]["class"]["total"] == 16 and len(cycle["eval"]["overall"]["ci95"]) == 2
+    by_type = cycle["eval"]["by_type"]  # the kit's three label types, a third of the held-out videos each
+    assert {t: c["total"] for t, c in by_type.items()} == {"class": 6, "temporal_range": 5, "float": 5}
+    assert len(cycle["eval"]["overall"]["ci95"]) == 2
     report = (out / "report.md").read_text()
     assert "Held-out accuracy by label type" in report and "TempCompass accuracy by task" in report
     assert (out / "cycle_1" / "eval_report.md").exists() and (out / "cycle_1" / "tempcompass" / "results.json").exists()
@@ -100,6 +104,25 @@ def test_train_json_is_llava_format_without_hint(run_dir):
         assert human["from"] == "human" and human["value"].startswith("<video>\n")
         assert "Answer:" not in human["value"]  # the hint never reaches the training prompt
         assert gpt["from"] == "gpt" and gpt["value"]
+
+
+def test_hinted_copies_train_rationalized_answers_under_their_hint_too(run_dir):
+    from vstar_ray.config import load_config
+    from vstar_ray.train import count_trained, training_dataset
+
+    out, _, _, overrides = run_dir
+    generated = out / "cycle_1" / "generated"
+    kept = {r["id"]: r for r in pq.read_table(generated).to_pylist() if r["kept"]}
+    rationalized = {i for i, r in kept.items() if r["kept_from"] == "rationalized"}
+    for copies in (True, False):
+        cfg = load_config("configs/demo.yaml", overrides + [f"train.hinted_copies={str(copies).lower()}"])
+        rows = training_dataset(cfg, generated, cfg.data.train_manifest, final_cycle=False).take_all()
+        hinted = [r for r in rows if "\nAnswer: " in r["prompt"]]
+        assert len(rows) == count_trained(cfg, generated, final_cycle=False) == len(kept) + len(hinted)
+        assert len(hinted) == (len(rationalized) if copies else 0)
+        for r in hinted:  # the same answer, under the prompt that produced it
+            assert r["kept_answer"] in {kept[i]["rationalized_answer"] for i in rationalized}
+            assert r["prompt"] in {kept[i]["rationalize_prompt"] for i in rationalized}
 
 
 def test_checkpoint_loads_and_differs_from_seed(run_dir, small_kit):

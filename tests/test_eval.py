@@ -99,7 +99,7 @@ def test_vstar_eval_tempcompass_and_heldout_on_the_demo_model(small_kit, realdat
                      "--out", str(tmp_path / "ho"), *common]) == 0
         metrics = json.loads((tmp_path / "ho" / "metrics.json").read_text())
         scores = metrics["scores"]
-        assert scores["overall"]["total"] == 16 and set(scores["by_type"]) == {"class"}
+        assert scores["overall"]["total"] == 16 and set(scores["by_type"]) == {"class", "float", "temporal_range"}
         assert scores["overall"]["accuracy"] == metrics["eval_accuracy"]
         assert len(scores["overall"]["ci95"]) == 2 and "label type" in (tmp_path / "ho" / "report.md").read_text()
     finally:

@@ -6,7 +6,6 @@ that nothing is lost or duplicated.
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -14,12 +13,12 @@ import threading
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import small_run_overrides
 from vstar_ray.config import load_config
+from vstar_ray.demo.kit import write_kept_pass
 
 pytestmark = pytest.mark.slow
 
@@ -49,25 +48,11 @@ def _kill_when(condition, class_fragment: str, timeout: float = 240.0, busy: boo
     raise AssertionError(f"no live {class_fragment} actor to kill within {timeout}s")
 
 
-def _kept_everything(kit: Path, out: Path) -> Path:
-    from vstar_ray.demo.seed import reasoning
-    from vstar_ray.demo.videos import Clip
-
-    rows = pq.read_table(kit / "train.parquet").to_pylist()
-    rng = random.Random(0)
-    for row in rows:
-        row["kept_from"], row["kept_answer"] = "direct", reasoning(Clip.from_label(json.loads(row["labels"])["action"]), rng)
-        row["answer"], row["error"] = row["kept_answer"], ""  # a generation pass's columns
-    out.mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist(rows), out / "part-0.parquet")
-    return out
-
-
 def test_killed_training_worker_resumes_from_the_last_epoch_checkpoint(small_kit, tmp_path, ray_local):
     from vstar_ray.train import finetune
 
     cfg = load_config("configs/demo.yaml", small_run_overrides(small_kit) + ["train.epochs=3", "train.max_failures=2"])
-    generated = _kept_everything(small_kit, tmp_path / "generated")
+    generated = write_kept_pass(small_kit, tmp_path / "generated")
     storage = tmp_path / "ray_train"
     killed: list[int] = []
 

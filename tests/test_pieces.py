@@ -1,6 +1,7 @@
 """Manifest validation, questions, and the answer-only loss mask on the real tiny model."""
 
 import json
+import random
 
 import numpy as np
 import pyarrow as pa
@@ -8,8 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from vstar_ray import models, questions
-from vstar_ray.demo.videos import ALL_CLIPS
+from vstar_ray.demo import tasks
+from vstar_ray.demo.videos import ALL_CLIPS, THRESHOLDS
 from vstar_ray.manifest import ManifestError, validate_manifest, write_manifest
+from vstar_ray.verify import load_thresholds, verify_labels
 from vstar_ray.verify.checks import content_words
 
 
@@ -17,6 +20,25 @@ def test_questions_never_contain_label_words():
     for clip in ALL_CLIPS:
         for q in questions.CLASS_QUESTIONS:
             assert not set(content_words(q)) & set(content_words(clip.label)), (q, clip.label)
+
+
+def test_demo_labels_verify_only_their_own_answers():
+    """Each demo label type: the reasoning answer for a clip verifies against that clip's label and not
+    against a clip that differs in what the type asks; "from 0 to 1" is no way around the temporal_range."""
+    rng = random.Random(0)
+    thresholds = load_thresholds(None)
+    thresholds["temporal_range"].update(THRESHOLDS["temporal_range"])  # the kit's thresholds.yaml
+    for task in tasks.TASKS:
+        for clip in ALL_CLIPS:
+            labels, verifiers = tasks.labels(clip, task)
+            assert questions.question("x", task, templates=tasks.TEMPLATES)
+            for other in ALL_CLIPS:
+                other_labels = tasks.labels(other, task)[0]
+                verdict = verify_labels("x", tasks.reasoning(other, task, rng), labels, verifiers, thresholds)
+                assert verdict["verified"] == (other_labels == labels), (task, clip, other)
+            if task == "temporal_range":
+                for lazy in ("It is visible from 0 to 1.", "between 0.0 and 1.0", "[0.0, 1.0]"):
+                    assert not verify_labels("x", lazy, labels, verifiers, thresholds)["verified"]
 
 
 def test_question_choice_is_reproducible():

@@ -58,7 +58,7 @@ class GenerateConfig:
 
 @dataclass(frozen=True)
 class VerifyConfig:
-    thresholds: str = ""  # thresholds.yaml; empty means the defaults of DESIGN.md section 3
+    thresholds: str = ""  # thresholds.yaml; empty means the defaults of DESIGN.md section 3 (the demo: its kit's)
     embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"  # sentence types; loaded only if used
     num_cpus: float = 0.25
 
@@ -82,6 +82,9 @@ class TrainConfig:
     lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
     max_length: int = 1024  # tokens per sample, prompt included
     restart_from_pretrained: bool = True  # STaR: every cycle finetunes the pretrained model
+    # also train each kept rationalized answer under its hint prompt, so that a small model keeps following
+    # hints in later cycles (Video-STaR trains rationalized answers under the plain question only)
+    hinted_copies: bool = False
     max_failures: int = 1  # Ray Train FailureConfig
 
 

@@ -49,7 +49,7 @@ def log(message: str) -> None:
 
 
 def resolve_demo(cfg: Config) -> Config:
-    """With ``demo_kit`` set: build the kit if missing and point empty data/model paths into it."""
+    """With ``demo_kit`` set: build the kit if missing and point empty data/model/thresholds paths into it."""
     if not cfg.demo_kit:
         return cfg
     from vstar_ray.demo.kit import ensure_kit
@@ -61,7 +61,8 @@ def resolve_demo(cfg: Config) -> Config:
         eval_manifest=cfg.data.eval_manifest or str(kit / "heldout.parquet"),
     )
     model = dataclasses.replace(cfg.model, path=cfg.model.path or str(kit / "seed"))
-    return dataclasses.replace(cfg, data=data, model=model)
+    verify = dataclasses.replace(cfg.verify, thresholds=cfg.verify.thresholds or str(kit / "thresholds.yaml"))
+    return dataclasses.replace(cfg, data=data, model=model, verify=verify)
 
 
 def check_inputs(cfg: Config) -> None:
@@ -130,6 +131,7 @@ def kept_answer_stats(train_json: Path, examples: int = 3) -> dict:
     records = json.loads(train_json.read_text())
     answers = [r["conversations"][1]["value"] for r in records]
     return {
+        "answers": len(answers),
         "mean_words": round(sum(len(a.split()) for a in answers) / len(answers), 1) if answers else 0.0,
         "examples": [{"id": r["id"], "from": r["kept_from"], "answer": r["conversations"][1]["value"]}
                      for r in records[:examples]],
@@ -213,7 +215,7 @@ def run(cfg: Config, out: str | Path, resume: bool = False) -> dict:
         ev = suites(f"cycle_{k}", current, cdir)
         entry = {
             "cycle": k,
-            **{key: gen[key] for key in ("videos", "failed_videos", "generated", "kept_direct",
+            **{key: gen[key] for key in ("videos", "failed_videos", "generated", "answers", "kept_direct",
                                          "kept_rationalized", "rejected")},
             "eval_accuracy": ev["accuracy"],
             "eval": ev.get("scores", {}),
@@ -226,8 +228,8 @@ def run(cfg: Config, out: str | Path, resume: bool = False) -> dict:
             "nodes": {**{f"generate.{s}": v for s, v in gen["nodes"].items()},
                       **{f"eval.{s}": v for s, v in ev["nodes"].items()},
                       "train": trained.get("node_ids", [])},
-            "train": {key: trained.get(key) for key in ("steps", "samples", "loss_first", "loss_last",
-                                                        "samples_per_s", "tokens_per_s", "resumed_from_epoch")},
+            "train": {"base_model": base, **{key: trained.get(key) for key in (
+                "steps", "samples", "loss_first", "loss_last", "samples_per_s", "tokens_per_s", "resumed_from_epoch")}},
         }
         metrics["cycles"].append(entry)
         atomic_write_json(cdir / "metrics.json", entry)

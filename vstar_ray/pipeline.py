@@ -185,7 +185,7 @@ def label_pass(manifest: str, out_dir: str | Path) -> dict:
     tmp.mkdir(parents=True)
     pq.write_table(table, tmp / "part-0.parquet")
     replace_dir(tmp, out_dir)
-    return {"videos": n, "failed_videos": 0, "generated": 0, "kept_direct": 0, "kept_rationalized": 0,
+    return {"videos": n, "failed_videos": 0, "generated": 0, "answers": 0, "kept_direct": 0, "kept_rationalized": 0,
             "kept_label": n, "rejected": 0, "accuracy": 0.0, "busy_seconds": {}, "nodes": {}, "generator_busy": {},
             "seconds": round(time.time() - start, 2)}
 
@@ -196,6 +196,9 @@ def summarize(out_dir: str | Path, wall_s: float | None = None) -> dict:
     failed = int(pc.sum(error).as_py() or 0)
     n = table.num_rows
     generated = n - failed
+    # every answer generated: one direct answer per decoded video, one more per rationalization
+    rationalized = (int(pc.sum(pc.not_equal(table["rationalize_prompt"], "")).as_py() or 0)
+                    if "rationalize_prompt" in table.column_names else 0)
     kept = table["kept"]
     kept_from = table["kept_from"]
     kept_direct = int(pc.sum(pc.equal(kept_from, "direct")).as_py() or 0)
@@ -208,6 +211,7 @@ def summarize(out_dir: str | Path, wall_s: float | None = None) -> dict:
         "videos": n,
         "failed_videos": failed,
         "generated": generated,
+        "answers": generated + rationalized,
         "kept_direct": kept_direct,
         "kept_rationalized": kept_rationalized,
         "rejected": generated - int(pc.sum(kept).as_py() or 0),

@@ -6,13 +6,15 @@ from pathlib import Path
 
 from vstar_ray.io import atomic_write_text
 
-COLUMNS = ("cycle", "videos", "failed", "generated", "kept direct", "kept rationalized", "rejected", "yield",
+COLUMNS = ("cycle", "videos", "failed", "answers", "kept direct", "kept rationalized", "rejected", "yield",
            "eval accuracy", "seconds")
 
 
 def _yield(entry: dict) -> float:
+    """Kept answers / answers generated (a direct answer per video, plus a rationalization per failure):
+    the share of the generation work that ends up trained on."""
     kept = entry["kept_direct"] + entry["kept_rationalized"]
-    return kept / entry["generated"] if entry["generated"] else 0.0
+    return kept / entry["answers"] if entry["answers"] else 0.0
 
 
 def rows(metrics: dict) -> list[list[str]]:
@@ -20,7 +22,7 @@ def rows(metrics: dict) -> list[list[str]]:
     out = [["seed", str(base["videos"]), str(base["failed_videos"]), "", "", "", "", "",
             f"{base['eval_accuracy']:.3f}", f"{base['seconds']:.0f}"]]
     for e in metrics["cycles"]:
-        out.append([str(e["cycle"]), str(e["videos"]), str(e["failed_videos"]), str(e["generated"]),
+        out.append([str(e["cycle"]), str(e["videos"]), str(e["failed_videos"]), str(e["answers"]),
                     str(e["kept_direct"]), str(e["kept_rationalized"]), str(e["rejected"]), f"{_yield(e):.2f}",
                     f"{e['eval_accuracy']:.3f}", f"{e['seconds']:.0f}"])
     return out
@@ -35,7 +37,7 @@ def table(metrics: dict) -> str:
 
 def cycle_line(entry: dict) -> str:
     return (f"cycle {entry['cycle']}: kept {entry['kept_direct']} direct + {entry['kept_rationalized']} "
-            f"rationalized of {entry['generated']} (yield {_yield(entry):.2f}), "
+            f"rationalized of {entry['answers']} answers (yield {_yield(entry):.2f}), "
             f"held-out accuracy {entry['eval_accuracy']:.3f}")
 
 
@@ -44,7 +46,8 @@ def markdown(metrics: dict) -> str:
              "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(r) + " |" for r in rows(metrics)]
     lines += ["", "Held-out accuracy is the share of held-out videos whose greedy answer passes the verifier.",
-              "Yield is kept / generated on the training videos.", "", "## Stage wall time (s)", "",
+              "Yield is kept answers / answers generated on the training videos (a direct answer per video "
+              "and a rationalization per failed one).", "", "## Stage wall time (s)", "",
               "| cycle | " + " | ".join(("generate", "train", "eval")) + " |", "|---|---|---|---|"]
     for e in metrics["cycles"]:
         t = e["timings"]
@@ -87,9 +90,12 @@ def _trained_answers(metrics: dict) -> list[str]:
     cycles = [e for e in metrics["cycles"] if "trained_answers" in e]
     if not cycles:
         return []
-    lines = ["", "## Answers trained on", "", "| cycle | answers | mean length (words) |", "|---|---|---|"]
+    lines = ["", "## Answers trained on", "",
+             "| cycle | answers | samples (with hinted copies) | mean length (words) |", "|---|---|---|---|"]
     for e in cycles:
-        lines.append(f"| {e['cycle']} | {e['train'].get('samples') or ''} | {e['trained_answers']['mean_words']:.1f} |")
+        stats = e["trained_answers"]
+        lines.append(f"| {e['cycle']} | {stats.get('answers', '')} | {e['train'].get('samples') or ''} | "
+                     f"{stats['mean_words']:.1f} |")
     last = cycles[-1]
     if last["trained_answers"]["examples"]:
         lines += ["", f"Examples from cycle {last['cycle']}:", ""]
@@ -131,7 +137,7 @@ def plot(metrics: dict, path: Path) -> None:
     ax.plot(cycles, accuracy, marker="o", label="held-out accuracy")
     if metrics["cycles"]:
         ax.plot([e["cycle"] for e in metrics["cycles"]], [_yield(e) for e in metrics["cycles"]], marker="s",
-                label="yield (kept / generated)")
+                label="yield (kept / answers generated)")
     save_cycle_plot(fig, ax, cycles, "Video-STaR", path)
 
 

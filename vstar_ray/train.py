@@ -10,6 +10,7 @@ trains with AdamW and a cosine schedule with warmup, and rank 0 writes an HF-for
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import shutil
 import tempfile
@@ -204,17 +205,30 @@ def training_pairs(columns: dict, train_on: str, sources: set[str]) -> tuple[np.
     return keep, np.asarray(columns["kept_answer"], dtype=object)
 
 
+def hinted_copies(columns: dict, cfg: Config, sources: set[str]) -> np.ndarray:
+    """Rows whose kept rationalized answer is trained a second time under its hint prompt
+    (``train.hinted_copies``)."""
+    enabled = cfg.train.hinted_copies and cfg.train_on == "verified" and "rationalized" in sources
+    return np.array([enabled and k == "rationalized" for k in columns["kept_from"]], dtype=bool)
+
+
 def training_dataset(cfg: Config, generated_dir: str | Path, manifest: str, final_cycle: bool) -> ray.data.Dataset:
-    """The rows a cycle trains on (``training_pairs``), decoded again for training."""
+    """The rows a cycle trains on (``training_pairs``) under their question, and ``hinted_copies`` under
+    their hint prompt, decoded again for training."""
     from vstar_ray import questions
 
     sources = trained_sources(final_cycle, cfg.keep_rationalized)
 
     def select(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         keep, answers = training_pairs(batch, cfg.train_on, sources)
-        out = {c: batch[c][keep] for c in ("id", "video", "start", "end", "question") if c in batch}
-        out["kept_answer"] = answers[keep]
-        out["prompt"] = np.array([questions.answer_prompt(q) for q in out["question"]], dtype=object)
+        hinted = hinted_copies(batch, cfg, sources)
+        rows = np.concatenate([keep.nonzero()[0], hinted.nonzero()[0]])
+        out = {c: batch[c][rows] for c in ("id", "video", "start", "end", "question") if c in batch}
+        out["kept_answer"] = answers[rows]
+        out["prompt"] = np.array(
+            [questions.answer_prompt(batch["question"][i]) for i in keep.nonzero()[0]]
+            + [questions.rationalize_prompt(batch["question"][i], json.loads(batch["labels"][i]))
+               for i in hinted.nonzero()[0]], dtype=object)
         return out
 
     ds = read_manifest(cfg, str(generated_dir))  # start/end included: train on the clip that was answered
@@ -234,9 +248,10 @@ def training_dataset(cfg: Config, generated_dir: str | Path, manifest: str, fina
 def count_trained(cfg: Config, generated_dir: str | Path, final_cycle: bool) -> int:
     import pyarrow.parquet as pq
 
-    table = pq.read_table(str(generated_dir), columns=list(SELECTION_COLUMNS))
-    keep, _ = training_pairs(table.to_pydict(), cfg.train_on, trained_sources(final_cycle, cfg.keep_rationalized))
-    return int(keep.sum())
+    columns = pq.read_table(str(generated_dir), columns=list(SELECTION_COLUMNS)).to_pydict()
+    sources = trained_sources(final_cycle, cfg.keep_rationalized)
+    keep, _ = training_pairs(columns, cfg.train_on, sources)
+    return int(keep.sum() + hinted_copies(columns, cfg, sources).sum())
 
 
 def finetune(

@@ -4,6 +4,7 @@ Layout of a kit folder::
 
     videos/train/*.mp4  videos/heldout/*.mp4
     train.parquet  heldout.parquet     manifests (DESIGN.md section 4)
+    thresholds.yaml                    the verifier thresholds of this benchmark (``videos.THRESHOLDS``)
     seed/                              HF-format tiny Qwen2-VL + processor
     kit.json                           version and what was built (written last)
 """
@@ -18,23 +19,28 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vstar_ray import questions
+import yaml
+
 from vstar_ray.demo import seed as seed_model
-from vstar_ray.demo.videos import make_clips, render, sampled_frames, write_mp4
+from vstar_ray.demo import tasks
+from vstar_ray.demo.videos import THRESHOLDS, make_clips, render, sampled_frames, write_mp4
 from vstar_ray.io import atomic_write_json
 from vstar_ray.manifest import write_manifest
 
-KIT_VERSION = 2  # 2: discs (colour, size, when) instead of shapes moving; the seed pretrains on its own pool
+# 2: discs (colour, size, when) instead of shapes moving; the seed pretrains on its own pool
+# 3: three label types (class, temporal_range, float), a disc in the middle instead of throughout, thresholds.yaml
+KIT_VERSION = 3
 
 
 @dataclass(frozen=True)
 class KitSpec:
     n_train: int = 192
-    n_heldout: int = 64
+    n_heldout: int = 96  # 32 per label type
     num_frames: int = 8
     frame_size: int = 56
     seed_pool: int = 1024  # clips rendered in memory for the seed's pretraining (not the train videos)
-    seed_steps: int = 600
+    seed_caption_steps: int = 600  # first captions only: the seed learns to perceive colour, size and time
+    seed_steps: int = 600  # then captions, a little question answering and hint-following
     seed_batch_size: int = 16
     seed_lr: float = 1e-3
     seed_qa_fraction: float = 0.1
@@ -71,6 +77,8 @@ def build_kit(out: Path, spec: KitSpec, log=print) -> None:
         rows = []
         for i, clip in enumerate(make_clips(n, spec.seed + offset)):
             rid = f"demo-{split}-{i:05d}"
+            task = tasks.TASKS[i % len(tasks.TASKS)]
+            labels, verifiers = tasks.labels(clip, task)
             rel = f"videos/{split}/{rid}.mp4"
             write_mp4(render(clip, random.Random(spec.seed * 1_000_003 + offset + i)), out / rel)
             rows.append({
@@ -78,11 +86,12 @@ def build_kit(out: Path, spec: KitSpec, log=print) -> None:
                 "video": rel,
                 "source": "demo",
                 "split": split,
-                "labels": {"action": clip.label},
-                "verifiers": {"action": "class"},
-                "question": questions.class_question(rid, spec.seed),
+                "labels": labels,
+                "verifiers": verifiers,
+                "question": tasks.question(rid, task, spec.seed),
             })
         write_manifest(rows, out / f"{split}.parquet")
+    (out / "thresholds.yaml").write_text(yaml.safe_dump(THRESHOLDS))
     log(f"[demo] wrote {spec.n_train} train and {spec.n_heldout} held-out videos ({time.time() - start:.0f}s)")
 
     tokenizer = seed_model.build_tokenizer()
@@ -92,10 +101,27 @@ def build_kit(out: Path, spec: KitSpec, log=print) -> None:
     frames = [sampled_frames(c, random.Random(spec.seed * 1_000_003 + 20_000 + i), spec.num_frames, spec.frame_size)
               for i, c in enumerate(pool)]
     examples = seed_model.pretraining_examples(pool, frames, spec.seed_qa_fraction, spec.seed)
-    losses = seed_model.pretrain(
-        model, processor, examples, spec.seed_steps, spec.seed_batch_size, spec.seed_lr, spec.seed
-    )
+    captions = [e for e in examples if e[1] == seed_model.CAPTION_PROMPT]
+    losses = []
+    for data, steps in ((captions, spec.seed_caption_steps), (examples, spec.seed_steps)):
+        losses += seed_model.pretrain(model, processor, data, steps, spec.seed_batch_size, spec.seed_lr, spec.seed)
     seed_model.save(model, processor, out / "seed")
-    log(f"[demo] seed model pretrained {spec.seed_steps} steps on {spec.seed_pool} clips, "
-        f"loss {losses[0]:.2f} -> {losses[-1]:.2f} ({time.time() - start:.0f}s)")
+    log(f"[demo] seed model pretrained {spec.seed_caption_steps} caption + {spec.seed_steps} mixed steps on "
+        f"{spec.seed_pool} clips, loss {losses[0]:.2f} -> {losses[-1]:.2f} ({time.time() - start:.0f}s)")
     atomic_write_json(out / "kit.json", {"spec": asdict(spec), "seconds": round(time.time() - start, 1)})
+
+
+def write_kept_pass(kit: Path, out: Path) -> Path:
+    """A generated-pass folder in which every training row of ``kit`` is kept with a reasoning answer that
+    verifies (tests and benchmarks of training, without a generation pass)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(kit / "train.parquet").to_pylist()
+    rng = random.Random(0)
+    for row in rows:
+        row["kept_from"], row["kept_answer"] = "direct", tasks.answer_for(json.loads(row["labels"]), rng)
+        row["answer"], row["error"] = row["kept_answer"], ""  # a generation pass's columns
+    out.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), out / "part-0.parquet")
+    return out

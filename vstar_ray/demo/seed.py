@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from vstar_ray import models, questions
+from vstar_ray.demo import tasks
 from vstar_ray.demo.videos import ALL_CLIPS, Clip
 
 SPECIAL_TOKENS = [
@@ -35,30 +36,23 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 CAPTION_PROMPT = "Describe the video briefly."
-SEEN = {"beginning": "only at the beginning", "end": "only at the end", "throughout": "from start to finish"}
-REASONING = [
-    "First, the colour of the disc: {color}. Next, its size: {size}. Then, when it can be seen: {seen}. "
-    "So the answer is {label}.",
-    "The disc is {color} and {size}, and it is visible {seen}. Therefore: {label}.",
-    "Step 1: the disc is {color}. Step 2: it is {size}. Step 3: it appears {seen}. In short: {label}.",
-]
 
 
 def caption(clip: Clip) -> str:
-    return f"A {clip.size} {clip.color} disc is visible {SEEN[clip.when]}."
-
-
-def reasoning(clip: Clip, rng: random.Random) -> str:
-    return rng.choice(REASONING).format(color=clip.color, size=clip.size, seen=SEEN[clip.when], label=clip.label)
+    return f"A {clip.size} {clip.color} disc is visible {tasks.SEEN[clip.when]}."
 
 
 def corpus() -> list[str]:
     """Every text the demo can produce, for training the tokenizer."""
     rng = random.Random(0)
-    texts = [questions.answer_prompt(q) for q in questions.CLASS_QUESTIONS]
-    texts += [questions.rationalize_prompt(q, {"action": c.label}) for q in questions.CLASS_QUESTIONS for c in ALL_CLIPS]
+    texts = [questions.answer_prompt(q) for family in tasks.TEMPLATES.values() for q in family]
+    for task in tasks.TASKS:
+        for c in ALL_CLIPS:
+            hint = tasks.labels(c, task)[0]
+            texts += [questions.rationalize_prompt(q, hint) for q in tasks.TEMPLATES[task]]
+            texts += [t.format(color=c.color, size=c.size, seen=tasks.SEEN[c.when], label=c.label, start=c.span[0],
+                               end=c.span[1], width=c.width) for t in tasks.REASONING[task]]
     texts += [caption(c) for c in ALL_CLIPS] + [CAPTION_PROMPT, "user", "assistant", "system"]
-    texts += [t.format(color=c.color, size=c.size, seen=SEEN[c.when], label=c.label) for c in ALL_CLIPS for t in REASONING]
     rng.shuffle(texts)
     return texts
 
@@ -128,17 +122,21 @@ def build_model(tokenizer, seed: int):
 
 
 def pretraining_examples(clips: list[Clip], frames: list[np.ndarray], qa_fraction: float, seed: int):
-    """The related task: captions for every clip; reasoning answers for a fraction; hint-following (a
-    rationalization prompt with a random class as the hint, answered with that class's reasoning)."""
+    """The related task: captions for every clip; reasoning answers (any label type) for a fraction;
+    hint-following (a rationalization prompt whose hint is a random clip's label of a random type,
+    answered with that clip's reasoning)."""
     rng = random.Random(seed)
     examples = []
     for clip, video in zip(clips, frames):
         examples.append((video, CAPTION_PROMPT, caption(clip)))
         if rng.random() < qa_fraction:
-            examples.append((video, questions.answer_prompt(rng.choice(questions.CLASS_QUESTIONS)), reasoning(clip, rng)))
-        hinted = rng.choice(ALL_CLIPS)
-        q = rng.choice(questions.CLASS_QUESTIONS)
-        examples.append((video, questions.rationalize_prompt(q, {"action": hinted.label}), reasoning(hinted, rng)))
+            task = rng.choice(tasks.TASKS)
+            q = rng.choice(tasks.TEMPLATES[task])
+            examples.append((video, questions.answer_prompt(q), tasks.reasoning(clip, task, rng)))
+        hinted, task = rng.choice(ALL_CLIPS), rng.choice(tasks.TASKS)
+        q = rng.choice(tasks.TEMPLATES[task])
+        examples.append((video, questions.rationalize_prompt(q, tasks.labels(hinted, task)[0]),
+                         tasks.reasoning(hinted, task, rng)))
     return examples
 
 

@@ -1,11 +1,18 @@
-"""Synthetic labeled videos: a coloured disc, small or large, visible only at the beginning, only at the
-end, or throughout; written as H.264 mp4.
+"""Synthetic labeled videos: a coloured disc, small or large, visible only at the beginning, in the
+middle or at the end of the clip; written as H.264 mp4.
 
-The label is an action class such as ``"large red disc at the beginning"``: 4 colours x 2 sizes x 3
-times = 24 classes. These are attributes the demo's tiny seed can perceive (colour and size are
-statistics of a frame, the time of statistics across frames; ``benchmarks/timing_perception.py``),
-unlike shape or direction of motion (``benchmarks/seed_perception.py``), so self-training has
-something to learn. Everything is a function of the seed, so the same kit is built on every machine.
+Each clip carries three labels of three types, as the paper's sources do:
+- an action class (class verifier) such as ``"large red disc at the beginning"``: 4 colours x 2 sizes
+  x 3 times = 24 classes;
+- when the disc is visible (temporal_range verifier): the fraction of the clip ``[start, end]``,
+  ``[0.0, 0.5]``, ``[0.25, 0.75]`` or ``[0.5, 1.0]``; any two overlap with IoU 1/3 at most, and the
+  whole clip ``[0, 1]`` with IoU 0.5 exactly, so the kit verifies them at IoU 0.6
+  (``THRESHOLDS``): neither a neighbouring span nor "from 0 to 1" passes;
+- the disc's width in pixels (float verifier): 18 or 44.
+These are attributes the demo's tiny seed can perceive (colour and size are statistics of a frame,
+the time statistics across frames; ``benchmarks/timing_perception.py``), unlike shape or direction
+of motion, so self-training has something to learn. Everything is a function of the seed, so the
+same kit is built on every machine.
 """
 
 from __future__ import annotations
@@ -20,11 +27,13 @@ import numpy as np
 
 COLORS = {"red": (220, 30, 30), "green": (30, 190, 40), "blue": (40, 70, 230), "yellow": (235, 215, 30)}
 SIZES = {"small": 9, "large": 22}  # disc radius in pixels
-WHEN = ("beginning", "end", "throughout")
-PHRASES = {"beginning": "at the beginning", "end": "at the end", "throughout": "throughout"}
+WHEN = ("beginning", "middle", "end")
+PHRASES = {"beginning": "at the beginning", "middle": "in the middle", "end": "at the end"}
 SIZE = 96
 FRAMES = 16
+VISIBLE = 8  # frames the disc is on screen: half the clip
 FPS = 8
+THRESHOLDS = {"temporal_range": {"iou": 0.6}}  # the kit's thresholds.yaml: the verifier defaults otherwise
 
 
 @dataclass(frozen=True)
@@ -44,8 +53,19 @@ class Clip:
 
     @property
     def visible_frames(self) -> range:
-        return {"beginning": range(0, FRAMES // 2), "end": range(FRAMES // 2, FRAMES),
-                "throughout": range(FRAMES)}[self.when]
+        first = {"beginning": 0, "middle": (FRAMES - VISIBLE) // 2, "end": FRAMES - VISIBLE}[self.when]
+        return range(first, first + VISIBLE)
+
+    @property
+    def span(self) -> list[float]:
+        """When the disc is visible, as fractions of the clip: the temporal_range label."""
+        frames = self.visible_frames
+        return [frames.start / FRAMES, frames.stop / FRAMES]
+
+    @property
+    def width(self) -> int:
+        """The disc's nominal width in pixels: the float label."""
+        return 2 * SIZES[self.size]
 
 
 ALL_CLIPS = [Clip(c, s, w) for c, s, w in itertools.product(COLORS, SIZES, WHEN)]

@@ -1,0 +1,92 @@
+"""The demo's three label types: what each clip is asked, its label, and a reasoning answer for it.
+
+- ``class``: the action class (``action``: "large red disc at the beginning"), class verifier;
+- ``temporal_range``: when the disc is visible (``visible``: ``[0.25, 0.75]``), temporal_range verifier;
+- ``float``: the disc's width in pixels (``width``: 44), float verifier.
+
+A clip gets one of them (``TASKS[i % 3]`` in the kit), so every type has a third of the videos and its
+own held-out accuracy. The reasoning texts are what the seed is pretrained on (a few direct answers,
+and hint-following) and what tests use as answers that verify.
+"""
+
+from __future__ import annotations
+
+import random
+
+from vstar_ray import questions
+from vstar_ray.demo.videos import SIZES, WHEN, Clip
+
+TASKS = ("class", "temporal_range", "float")
+LABEL_KEY = {"class": "action", "temporal_range": "visible", "float": "width"}
+
+TIME_QUESTIONS = [
+    "When is the disc visible? Give the start and end as fractions of the video between 0 and 1.",
+    "During which part of the clip can the disc be seen? Answer with a start and end fraction (0 to 1).",
+    "Between which two points of the video, as fractions from 0 to 1, does the disc appear?",
+    "From which fraction of the clip to which fraction (0 to 1) is the disc on screen?",
+    "At what fractions of the video (0 to 1) does the disc appear and disappear?",
+]
+WIDTH_QUESTIONS = [
+    "How wide is the disc, in pixels?",
+    "What is the width of the disc in pixels?",
+    "Estimate the diameter of the disc in pixels.",
+    "How many pixels across is the disc?",
+    "What is the disc's width, measured in pixels?",
+]
+TEMPLATES = {"class": questions.CLASS_QUESTIONS, "temporal_range": TIME_QUESTIONS, "float": WIDTH_QUESTIONS}
+
+SEEN = {"beginning": "only at the beginning", "middle": "only in the middle", "end": "only at the end"}
+REASONING = {
+    "class": [
+        "First, the colour of the disc: {color}. Next, its size: {size}. Then, when it can be seen: {seen}. "
+        "So the answer is {label}.",
+        "The disc is {color} and {size}, and it is visible {seen}. Therefore: {label}.",
+        "Step 1: the disc is {color}. Step 2: it is {size}. Step 3: it appears {seen}. In short: {label}.",
+    ],
+    "temporal_range": [
+        "First, when the disc can be seen: {seen}. So it is visible from {start} to {end} of the video.",
+        "The disc appears {seen}. It shows up at {start} of the clip and is gone at {end}. "
+        "Therefore: {start} to {end}.",
+        "Step one: the disc is on screen {seen}. Step two: that part of the clip runs from {start} to {end}.",
+    ],
+    "float": [
+        "First, the size of the disc: {size}. A {size} disc is {width} pixels wide. So the width is {width}.",
+        "The disc looks {size}, so it measures about {width} pixels across. Width: {width}.",
+        "Step one: the disc is {size}. Step two: a {size} disc spans {width} pixels. Answer: {width}.",
+    ],
+}
+
+
+def labels(clip: Clip, task: str) -> tuple[dict, dict]:
+    """The manifest ``labels`` and ``verifiers`` of ``clip`` asked about ``task``."""
+    value = {"class": clip.label, "temporal_range": clip.span, "float": clip.width}[task]
+    return {LABEL_KEY[task]: value}, {LABEL_KEY[task]: task}
+
+
+def question(row_id: str, task: str, seed: int) -> str:
+    return questions.question(row_id, task, seed, templates=TEMPLATES)
+
+
+def reasoning(clip: Clip, task: str, rng: random.Random) -> str:
+    """A step-by-step answer about ``clip`` that ends with its ``task`` label."""
+    start, end = clip.span
+    return rng.choice(REASONING[task]).format(color=clip.color, size=clip.size, seen=SEEN[clip.when],
+                                              label=clip.label, start=start, end=end, width=clip.width)
+
+
+def clip_for(labels: dict) -> tuple[Clip, str]:
+    """A clip that has these demo labels, and the task they belong to (attributes no label fixes are
+    taken as red / small / beginning: the reasoning of a task never mentions them)."""
+    (key, value), = labels.items()
+    task = {v: k for k, v in LABEL_KEY.items()}[key]
+    if task == "class":
+        return Clip.from_label(value), task
+    if task == "temporal_range":
+        return next(Clip("red", "small", w) for w in WHEN if Clip("red", "small", w).span == list(value)), task
+    return next(Clip("red", s, "beginning") for s in SIZES if Clip("red", s, "beginning").width == value), task
+
+
+def answer_for(labels: dict, rng: random.Random) -> str:
+    """A reasoning answer that verifies against a demo row's ``labels`` (tests, benchmarks)."""
+    clip, task = clip_for(labels)
+    return reasoning(clip, task, rng)
