@@ -205,11 +205,12 @@ def training_pairs(columns: dict, train_on: str, sources: set[str]) -> tuple[np.
     return keep, np.asarray(columns["kept_answer"], dtype=object)
 
 
-def hinted_copies(columns: dict, cfg: Config, sources: set[str]) -> np.ndarray:
-    """Rows whose kept rationalized answer is trained a second time under its hint prompt
-    (``train.hinted_copies``)."""
-    enabled = cfg.train.hinted_copies and cfg.train_on == "verified" and "rationalized" in sources
-    return np.array([enabled and k == "rationalized" for k in columns["kept_from"]], dtype=bool)
+def hinted_copies(columns: dict, keep: np.ndarray, cfg: Config) -> np.ndarray:
+    """Of the rows ``training_pairs`` keeps, those whose rationalized answer is trained a second time under
+    its hint prompt (``train.hinted_copies``)."""
+    if not (cfg.train.hinted_copies and cfg.train_on == "verified"):
+        return np.zeros(len(keep), dtype=bool)
+    return keep & (np.asarray(columns["kept_from"], dtype=object) == "rationalized")
 
 
 def training_dataset(cfg: Config, generated_dir: str | Path, manifest: str, final_cycle: bool) -> ray.data.Dataset:
@@ -221,14 +222,14 @@ def training_dataset(cfg: Config, generated_dir: str | Path, manifest: str, fina
 
     def select(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         keep, answers = training_pairs(batch, cfg.train_on, sources)
-        hinted = hinted_copies(batch, cfg, sources)
-        rows = np.concatenate([keep.nonzero()[0], hinted.nonzero()[0]])
+        plain, hinted = keep.nonzero()[0], hinted_copies(batch, keep, cfg).nonzero()[0]
+        rows = np.concatenate([plain, hinted])
         out = {c: batch[c][rows] for c in ("id", "video", "start", "end", "question") if c in batch}
         out["kept_answer"] = answers[rows]
         out["prompt"] = np.array(
-            [questions.answer_prompt(batch["question"][i]) for i in keep.nonzero()[0]]
-            + [questions.rationalize_prompt(batch["question"][i], json.loads(batch["labels"][i]))
-               for i in hinted.nonzero()[0]], dtype=object)
+            [questions.answer_prompt(batch["question"][i]) for i in plain]
+            + [questions.rationalize_prompt(batch["question"][i], json.loads(batch["labels"][i])) for i in hinted],
+            dtype=object)
         return out
 
     ds = read_manifest(cfg, str(generated_dir))  # start/end included: train on the clip that was answered
@@ -249,9 +250,8 @@ def count_trained(cfg: Config, generated_dir: str | Path, final_cycle: bool) -> 
     import pyarrow.parquet as pq
 
     columns = pq.read_table(str(generated_dir), columns=list(SELECTION_COLUMNS)).to_pydict()
-    sources = trained_sources(final_cycle, cfg.keep_rationalized)
-    keep, _ = training_pairs(columns, cfg.train_on, sources)
-    return int(keep.sum() + hinted_copies(columns, cfg, sources).sum())
+    keep, _ = training_pairs(columns, cfg.train_on, trained_sources(final_cycle, cfg.keep_rationalized))
+    return int(keep.sum() + hinted_copies(columns, keep, cfg).sum())
 
 
 def finetune(
