@@ -58,7 +58,8 @@ def sequential(cfg, manifest: Path) -> dict:
     rows = pq.read_table(manifest).to_pylist()
     for row in rows:
         t = time.perf_counter()
-        frames = decode_clip(row["video"], cfg.data.num_frames, cfg.data.frame_size)
+        clip = decode_clip(row["video"], cfg.data.num_frames, cfg.data.frame_size)
+        meta = models.video_metadata(clip.fps, clip.frame_indices, clip.clip_frames)
         timings["decode"] += time.perf_counter() - t
         labels = json.loads(row["labels"])
         prompts = [questions.answer_prompt(row["question"])]
@@ -66,8 +67,8 @@ def sequential(cfg, manifest: Path) -> dict:
             prompts.append(questions.rationalize_prompt(row["question"], labels))
         for attempt, prompt in enumerate(prompts):
             t = time.perf_counter()
-            answer = models.generate(model, processor, [frames], [prompt], gen.max_new_tokens, gen.do_sample,
-                                     gen.temperature)[0]
+            answer = models.generate(model, processor, [clip.frames], [prompt], gen.max_new_tokens, gen.do_sample,
+                                     gen.temperature, [meta])[0]
             timings["generate"] += time.perf_counter() - t
             t = time.perf_counter()
             ok = verify_labels(row["id"], answer, row["labels"], row["verifiers"], thresholds)["verified"]

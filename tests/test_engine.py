@@ -15,8 +15,9 @@ class EchoEngine:
     def __init__(self, model_path: str, dtype: str, trust_remote_code: bool):
         self.model_path = model_path
 
-    def generate(self, frames, prompts, max_new_tokens, do_sample, temperature):
+    def generate(self, frames, prompts, max_new_tokens, do_sample, temperature, metadata):
         assert all(f.ndim == 4 and f.shape[-1] == 3 for f in frames)
+        assert all(m["fps"] > 0 and len(m["frames_indices"]) == len(f) for f, m in zip(frames, metadata))
         return [f"echo: {p}" for p in prompts]
 
 

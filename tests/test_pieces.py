@@ -70,7 +70,7 @@ def test_loss_mask_covers_answer_only(small_kit):
     frames = [np.zeros((8, 56, 56, 3), np.uint8)] * 2
     prompts = ["Question: What is happening?", "Question: What does the video depict? Please tell"]
     answers = ["A red circle.", "A blue square moving up."]
-    batch = models.training_batch(processor, frames, prompts, answers, max_length=512)
+    batch = models.training_batch(processor, frames, prompts, answers, max_length=512).inputs
     tok = processor.tokenizer
     for i, answer in enumerate(answers):
         kept = batch["labels"][i][batch["labels"][i] != models.IGNORE_INDEX]
@@ -88,7 +88,7 @@ def test_seed_model_loads_through_auto_classes(small_kit):
     assert json.loads(rows[0]["verifiers"]) == {"action": "class"}
     from vstar_ray.video import decode_clip
 
-    frames = [decode_clip(str(small_kit / r["video"]), 8, 56) for r in rows[:3]]
+    frames = [decode_clip(str(small_kit / r["video"]), 8, 56).frames for r in rows[:3]]
     out = models.generate(model, processor, frames, [questions.answer_prompt(r["question"]) for r in rows[:3]],
                           32, False, 1.0)
     assert len(out) == 3 and all(isinstance(o, str) and o for o in out)

@@ -81,7 +81,7 @@ def test_finediving_pickles_frame_folders_and_mp4(realdata, tmp_path):
     assert report["skipped"] == 2998 and set(report["skipped_by_reason"]) == {"video not found"}
     from vstar_ray.video import decode_clip
 
-    assert decode_clip(str(videos / "01" / "1"), 8, 16).shape == (8, 16, 16, 3)  # frame folder decodes
+    assert decode_clip(str(videos / "01" / "1"), 8, 16).frames.shape == (8, 16, 16, 3)  # frame folder decodes
 
 
 def test_restricted_unpickler_refuses_code(tmp_path, realdata):

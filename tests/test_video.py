@@ -9,14 +9,14 @@ def test_every_real_video_decodes(realdata):
     videos = sorted((realdata / "videos").iterdir())
     assert len(videos) == 8
     for path in videos:  # includes the GIF decord cannot open and the VP9 webm it mis-reads with threads
-        frames = decode_clip(str(path), 8, 56)
+        frames = decode_clip(str(path), 8, 56).frames
         assert frames.shape == (8, 56, 56, 3) and frames.dtype == np.uint8
         assert frames.std() > 1, path.name
 
 
 def test_clip_window_uses_start_end(realdata):
     path = str(realdata / "videos" / "k400_arm_wrestling__mmaction2_demo.mp4")
-    whole, first_second = decode_clip(path, 4, 32), decode_clip(path, 4, 32, start=0.0, end=1.0)
+    whole, first_second = decode_clip(path, 4, 32).frames, decode_clip(path, 4, 32, start=0.0, end=1.0).frames
     assert not np.array_equal(whole, first_second)
     with pytest.raises(DecodeError, match="beyond the video"):
         decode_clip(path, 4, 32, start=99.0, end=100.0)
@@ -109,6 +109,53 @@ def test_videos_by_uri_are_read_through_pyarrow_filesystems(tmp_path, realdata):
     out = decode_batch(batch, root, 4, 32, timeout_s=30.0)
     errors = list(out["error"])
     assert errors[0] == "" and errors[3] == "" and np.array_equal(out["frames"][0], out["frames"][3])
-    local = decode_clip(str(tmp_path / "clips" / "a.mp4"), 4, 32)
+    local = decode_clip(str(tmp_path / "clips" / "a.mp4"), 4, 32).frames
     assert np.array_equal(out["frames"][0], local)
     assert errors[1].startswith("decode failed: cannot read") and "escapes the video root" in errors[2]
+
+
+def test_a_decoded_clip_carries_its_frame_times(realdata):
+    """Which frames of the clip window were sampled, at what rate: what Qwen2.5/3-VL and SmolVLM2 need."""
+    path = str(realdata / "videos" / "k400_arm_wrestling__mmaction2_demo.mp4")  # 280 frames at 28 fps
+    whole = decode_clip(path, 8, 32)
+    assert whole.fps == pytest.approx(28.0) and whole.clip_frames == 280
+    assert whole.frame_indices.tolist() == sample_indices(280, 8).tolist()
+    window = decode_clip(path, 8, 32, start=1.0, end=3.0)  # frames 28..83, counted from the window's start
+    assert window.clip_frames == 56 and window.frame_indices.tolist() == sample_indices(56, 8).tolist()
+    gif = decode_clip(str(realdata / "videos" / "tempcompass_1021488277__pineapple_pickup.gif"), 8, 32)  # PyAV
+    assert gif.clip_frames == 65 and gif.fps > 0 and gif.frame_indices.tolist() == sample_indices(65, 8).tolist()
+
+
+def test_decord_and_pyav_sample_the_same_frames(realdata):
+    from vstar_ray.video import decode_with_decord, decode_with_pyav
+
+    path = str(realdata / "videos" / "ucf101_like_apply_eye_makeup__mmaction2_test.avi")
+    a, b = decode_with_decord(path, 8, 64, 1.0, 4.0), decode_with_pyav(path, 8, 64, 1.0, 4.0)
+    assert a.fps == b.fps and a.clip_frames == b.clip_frames and a.frame_indices.tolist() == b.frame_indices.tolist()
+    assert np.abs(a.frames.astype(int) - b.frames.astype(int)).mean() < 3
+
+
+def test_pyav_keeps_only_the_sampled_frames_in_memory(realdata):
+    """The 1080p AVI holds 103 frames (640 MB decoded); sampling while decoding keeps a few at a time."""
+    import tracemalloc
+
+    from vstar_ray.video import decode_with_pyav
+
+    path = str(realdata / "videos" / "ntu_A001_drink_water__S001C001P001R001A001_rgb.avi")
+    tracemalloc.start()
+    try:
+        clip = decode_with_pyav(path, 8, 64, None, None)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert clip.frames.shape == (8, 64, 64, 3) and clip.clip_frames == 103
+    assert peak < 60 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_a_negative_clip_window_is_an_error_not_frames_from_the_end(realdata):
+    from vstar_ray.video import decode_with_pyav
+
+    path = str(realdata / "videos" / "k400_arm_wrestling__mmaction2_demo.mp4")
+    for decode in (decode_clip, lambda *a: decode_with_pyav(*a)):
+        with pytest.raises(DecodeError, match="negative clip window"):
+            decode(path, 4, 32, -2.0, 1.0)

@@ -56,6 +56,7 @@ def _run(args: argparse.Namespace) -> None:
 def _generate(args: argparse.Namespace) -> None:
     import ray
 
+    from vstar_ray.cycles import check_model
     from vstar_ray.io import atomic_write_json
     from vstar_ray.manifest import validate_manifest
     from vstar_ray.pipeline import run_pass
@@ -63,6 +64,7 @@ def _generate(args: argparse.Namespace) -> None:
     overrides = list(args.set) + ([f"verify.thresholds={args.thresholds}"] if args.thresholds else [])
     cfg = load_config(args.config, overrides)
     validate_manifest(args.manifest)
+    check_model(cfg, args.model, training=False)
     if not ray.is_initialized():
         ray.init()
     out = Path(args.out)
@@ -76,8 +78,11 @@ def _eval(args: argparse.Namespace) -> None:
 
     from vstar_ray.io import atomic_write_json
 
+    from vstar_ray.cycles import check_model
+
     cfg = load_config(args.config, list(args.set))
     out = Path(args.out)
+    check_model(cfg, args.model, training=False)
     if args.benchmark == "tempcompass":
         from vstar_ray import tempcompass
 

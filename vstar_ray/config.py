@@ -34,6 +34,9 @@ class DataConfig:
     decode_batch_size: int = 8
     decode_num_cpus: float = 1.0  # logical CPUs per decode task
     decode_timeout_s: float = 60.0  # a clip still decoding after this is killed and becomes an error row; 0: no limit
+    # frame rate of clips stored as folders of frame images (no container states it); 0: unknown, and models that
+    # write frame times into their prompt (Qwen3-VL, SmolVLM2) assume their default
+    frame_folder_fps: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,10 @@ class TrainConfig:
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    max_length: int = 1024  # tokens per sample, prompt included
+    lora_vision_tower: bool = False  # LoRA adapts the language model only; true: the vision tower's layers too
+    # tokens per sample, prompt and video included; a sample is never cut inside them: a longer one loses the end of
+    # its answer (metrics: answers_truncated), and a run whose prompts alone do not fit is refused at start
+    max_length: int = 1024
     restart_from_pretrained: bool = True  # STaR: every cycle finetunes the pretrained model
     # also train each kept rationalized answer under its hint prompt, so that a small model keeps following
     # hints in later cycles (Video-STaR trains rationalized answers under the plain question only)

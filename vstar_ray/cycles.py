@@ -65,10 +65,46 @@ def resolve_demo(cfg: Config) -> Config:
     return dataclasses.replace(cfg, data=data, model=model, verify=verify)
 
 
+MIN_ANSWER_TOKENS = 64  # room train.max_length must leave after the longest prompt
+
+
+def check_model(cfg: Config, path: str, training: bool) -> None:
+    """``path`` is a model transformers can load (its config and processor: seconds, no weights), and for training
+    ``train.max_length`` holds a prompt with its video plus an answer. Raises ConfigError naming the key."""
+    from vstar_ray import families, models
+
+    if not path:
+        raise ConfigError("model.path is empty (set it, or demo_kit for the demo)")
+    try:
+        kind = models.model_type(path, cfg.model.trust_remote_code)
+        processor = models.load_processor(path, cfg.model.trust_remote_code)
+        models.chat_format(processor)
+        tokens = models.prompt_tokens(processor, cfg.data.num_frames, cfg.data.frame_size,
+                                      questions.answer_prompt("What is happening in the video? " * 4))
+    except Exception as e:  # transformers raises OSError, ValueError, KeyError ... for what is not a usable model
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ConfigError(f"model.path {path!r} cannot be used: {reason}") from e
+    family = families.family(kind)
+    if family is None:
+        log(f"note: model type {kind!r} is not one of the tested families ({', '.join(families.FAMILIES)})")
+    elif family.trained_frames and cfg.data.num_frames != family.trained_frames:
+        log(f"note: {family.name} was trained on {family.trained_frames} frames per clip; data.num_frames is "
+            f"{cfg.data.num_frames}")
+    if training and cfg.train.max_length < tokens["total"] + MIN_ANSWER_TOKENS:
+        raise ConfigError(
+            f"train.max_length={cfg.train.max_length} leaves no room for answers: a prompt takes {tokens['total']} "
+            f"tokens with this model ({tokens['video']} of them for {cfg.data.num_frames} frames of "
+            f"{cfg.data.frame_size} px); set it to at least {tokens['total'] + MIN_ANSWER_TOKENS} plus the answers' "
+            f"length (generate.max_new_tokens={cfg.generate.max_new_tokens})")
+    if training and cfg.train.max_length < tokens["total"] + cfg.generate.max_new_tokens:
+        log(f"note: answers longer than {cfg.train.max_length - tokens['total']} tokens will be cut in training "
+            f"(train.max_length={cfg.train.max_length}, a prompt takes {tokens['total']}, "
+            f"generate.max_new_tokens={cfg.generate.max_new_tokens}); metrics count them as answers_truncated")
+
+
 def check_inputs(cfg: Config) -> None:
     """Everything that can be checked before expensive work starts."""
-    if not cfg.model.path:
-        raise ConfigError("model.path is empty (set it, or demo_kit for the demo)")
+    check_model(cfg, cfg.model.path, training=True)
     for key in ("train_manifest", "eval_manifest"):
         path = getattr(cfg.data, key)
         if not path:
@@ -229,7 +265,8 @@ def run(cfg: Config, out: str | Path, resume: bool = False) -> dict:
                       **{f"eval.{s}": v for s, v in ev["nodes"].items()},
                       "train": trained.get("node_ids", [])},
             "train": {"base_model": base, **{key: trained.get(key) for key in (
-                "steps", "samples", "loss_first", "loss_last", "samples_per_s", "tokens_per_s", "resumed_from_epoch")}},
+                "steps", "samples", "loss_first", "loss_last", "samples_per_s", "tokens_per_s", "answers_truncated",
+                "samples_too_long", "resumed_from_epoch")}},
         }
         metrics["cycles"].append(entry)
         atomic_write_json(cdir / "metrics.json", entry)

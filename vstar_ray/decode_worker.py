@@ -6,7 +6,8 @@ child (``python -m vstar_ray.decode_worker``) per decode process, sends it one c
 over a pipe, and kills it after ``timeout_s``; the next clip starts a fresh child.
 
 Protocol: one JSON request line on stdin; the answer is one JSON header line on stdout
-(``{"shape": [...]}`` followed by the raw uint8 frames, or ``{"error": "..."}``).
+(``{"shape": [...], "fps": ..., "frame_indices": [...], "clip_frames": ...}`` followed by the raw uint8
+frames, or ``{"error": "..."}``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 
 import numpy as np
 
-from vstar_ray.video import DecodeError, decode_clip
+from vstar_ray.video import DecodeError, DecodedClip, decode_clip
 
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # vstar_ray importable in the child
@@ -73,9 +74,10 @@ class TimedDecoder:
         return line
 
     def decode(self, path: str, num_frames: int, size: int, start: float | None = None,
-               end: float | None = None) -> np.ndarray:
+               end: float | None = None, folder_fps: float = 0.0) -> DecodedClip:
         proc = self.proc if self.proc is not None and self.proc.poll() is None else self._start()
-        request = {"path": path, "num_frames": num_frames, "size": size, "start": start, "end": end}
+        request = {"path": path, "num_frames": num_frames, "size": size, "start": start, "end": end,
+                   "folder_fps": folder_fps}
         try:
             proc.stdin.write((json.dumps(request) + "\n").encode())
             proc.stdin.flush()
@@ -93,7 +95,8 @@ class TimedDecoder:
             if "died" in str(e):
                 self.close()
             raise
-        return np.frombuffer(data, dtype=np.uint8).reshape(shape).copy()
+        frames = np.frombuffer(data, dtype=np.uint8).reshape(shape).copy()
+        return DecodedClip(frames, header["fps"], np.asarray(header["frame_indices"], np.int64), header["clip_frames"])
 
     def close(self) -> None:
         if self.proc is not None:
@@ -108,12 +111,12 @@ _DECODERS: dict[float, TimedDecoder] = {}
 
 
 def decode_with_timeout(path: str, num_frames: int, size: int, start: float | None, end: float | None,
-                        timeout_s: float) -> np.ndarray:
+                        timeout_s: float, folder_fps: float = 0.0) -> DecodedClip:
     """``decode_clip`` in this process's decoder child, killed after ``timeout_s`` (0: decode inline)."""
     if timeout_s <= 0:
-        return decode_clip(path, num_frames, size, start, end)
+        return decode_clip(path, num_frames, size, start, end, folder_fps)
     decoder = _DECODERS.get(timeout_s) or _DECODERS.setdefault(timeout_s, TimedDecoder(timeout_s))
-    return decoder.decode(path, num_frames, size, start, end)
+    return decoder.decode(path, num_frames, size, start, end, folder_fps)
 
 
 def serve() -> None:
@@ -121,15 +124,17 @@ def serve() -> None:
     for line in sys.stdin.buffer:
         request = json.loads(line)
         try:
-            frames = decode_clip(request["path"], request["num_frames"], request["size"], request["start"],
-                                 request["end"])
+            clip = decode_clip(request["path"], request["num_frames"], request["size"], request["start"],
+                               request["end"], request.get("folder_fps", 0.0))
         except Exception as e:  # reported to the parent as the row's error
             out.write((json.dumps({"error": str(e) if isinstance(e, DecodeError) else f"{type(e).__name__}: {e}"})
                        + "\n").encode())
             out.flush()
             continue
-        frames = np.ascontiguousarray(frames, dtype=np.uint8)
-        out.write((json.dumps({"shape": list(frames.shape)}) + "\n").encode())
+        frames = np.ascontiguousarray(clip.frames, dtype=np.uint8)
+        header = {"shape": list(frames.shape), "fps": clip.fps, "frame_indices": clip.frame_indices.tolist(),
+                  "clip_frames": int(clip.clip_frames)}
+        out.write((json.dumps(header) + "\n").encode())
         out.write(frames.tobytes())
         out.flush()
 

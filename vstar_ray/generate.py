@@ -28,9 +28,10 @@ class HFEngine:
     """The default engine: batched transformers ``generate`` with left padding, one model per actor.
 
     An engine is any class built as ``Engine(model_path, dtype, trust_remote_code)`` whose
-    ``generate(frames, prompts, max_new_tokens, do_sample, temperature)`` returns one answer per
-    prompt (``frames[i]``: a (T, H, W, 3) uint8 clip). Select another with ``generate.engine:
-    package.module:Class`` (README, "Generation engines": a vLLM engine for GPU clusters)."""
+    ``generate(frames, prompts, max_new_tokens, do_sample, temperature, metadata)`` returns one answer per
+    prompt (``frames[i]``: a (T, H, W, 3) uint8 clip; ``metadata[i]``: its timing as the processors'
+    ``video_metadata``, or None when the source's frame rate is unknown). Select another with
+    ``generate.engine: package.module:Class`` (README, "Generation engines": a vLLM engine for GPU clusters)."""
 
     def __init__(self, model_path: str, dtype: str = "auto", trust_remote_code: bool = False):
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -38,8 +39,9 @@ class HFEngine:
         self.processor = models.load_processor(model_path, trust_remote_code)
 
     def generate(self, frames: list[np.ndarray], prompts: list[str], max_new_tokens: int, do_sample: bool,
-                 temperature: float) -> list[str]:
-        return models.generate(self.model, self.processor, frames, prompts, max_new_tokens, do_sample, temperature)
+                 temperature: float, metadata: list[dict | None] | None = None) -> list[str]:
+        return models.generate(self.model, self.processor, frames, prompts, max_new_tokens, do_sample, temperature,
+                               metadata)
 
 
 def load_engine(spec: str) -> type:
@@ -113,6 +115,8 @@ class Generator:
                 self.max_new_tokens,
                 self.do_sample,
                 self.temperature,
+                metadata=[models.video_metadata(batch["fps"][i], batch["frame_index"][i], batch["clip_frames"][i])
+                          for i in todo],
             )
             generate_s = time.perf_counter() - generate_start
             if len(answers) != len(todo):

@@ -26,7 +26,7 @@ from vstar_ray.config import Config
 from vstar_ray.generate import Generator
 from vstar_ray.io import replace_dir
 from vstar_ray.manifest import video_root_for
-from vstar_ray.stages import decode_batch, finalize_batch, verify_batch
+from vstar_ray.stages import VIDEO_COLUMNS, decode_batch, finalize_batch, verify_batch
 from vstar_ray.verify import load_thresholds
 
 STAGE_SECONDS = ("decode_s", "answer_s", "verify_direct_s", "rationalize_s", "verify_rationalized_s")
@@ -86,7 +86,7 @@ def _decoded(cfg: Config, ds: ray.data.Dataset, video_root: str) -> ray.data.Dat
     return ds.map_batches(
         decode_batch,
         fn_kwargs=dict(video_root=video_root, num_frames=data.num_frames, size=data.frame_size,
-                       timeout_s=data.decode_timeout_s),
+                       timeout_s=data.decode_timeout_s, folder_fps=data.frame_folder_fps),
         batch_size=data.decode_batch_size,
         num_cpus=data.decode_num_cpus,
         scheduling_strategy="SPREAD",  # decode across nodes
@@ -125,7 +125,7 @@ def answer_prompts(cfg: Config, rows: str, video_root: str, model_path: str, out
     generator_args, actors = _generator_args(cfg, model_path)
     ds = _decoded(cfg, read_manifest(cfg, rows), video_root)
     ds = ds.map_batches(Generator, fn_constructor_kwargs={**generator_args, "mode": "raw"}, **actors)
-    _write(cfg, ds.drop_columns(["frames"], num_cpus=cfg.verify.num_cpus), out_dir)
+    _write(cfg, ds.drop_columns(list(VIDEO_COLUMNS), num_cpus=cfg.verify.num_cpus), out_dir)
     return time.time() - start
 
 

@@ -13,6 +13,9 @@ from vstar_ray.decode_worker import decode_with_timeout
 from vstar_ray.video import DecodeError
 
 
+VIDEO_COLUMNS = ("frames", "fps", "frame_index", "clip_frames")  # what decode_batch adds; dropped before writing
+
+
 def _node_id() -> str:
     import ray
 
@@ -20,13 +23,18 @@ def _node_id() -> str:
 
 
 def decode_batch(
-    batch: dict[str, np.ndarray], video_root: str, num_frames: int, size: int, timeout_s: float = 0.0
+    batch: dict[str, np.ndarray], video_root: str, num_frames: int, size: int, timeout_s: float = 0.0,
+    folder_fps: float = 0.0,
 ) -> dict[str, np.ndarray]:
-    """Adds ``frames`` (B, T, size, size, 3) and ``error`` ('' when decoded). A bad file never raises;
-    with ``timeout_s`` > 0 a clip is decoded in a child process that is killed when it takes longer."""
+    """Adds ``frames`` (B, T, size, size, 3), their timing (``fps``, ``frame_index`` (B, T) within the clip,
+    ``clip_frames``) and ``error`` ('' when decoded). A bad file never raises; with ``timeout_s`` > 0 a clip is
+    decoded in a child process that is killed when it takes longer."""
     start = time.perf_counter()
     n = len(batch["id"])
     frames = np.zeros((n, num_frames, size, size, 3), dtype=np.uint8)
+    fps = np.zeros(n, dtype=np.float64)
+    frame_index = np.zeros((n, num_frames), dtype=np.int64)
+    clip_frames = np.zeros(n, dtype=np.int64)
     errors = [""] * n
     starts = batch.get("start", np.full(n, np.nan))
     ends = batch.get("end", np.full(n, np.nan))
@@ -35,10 +43,13 @@ def decode_batch(
             path = resolve_video(str(batch["video"][i]), video_root)
             clip_start = None if starts[i] is None or np.isnan(starts[i]) else float(starts[i])
             clip_end = None if ends[i] is None or np.isnan(ends[i]) else float(ends[i])
-            frames[i] = decode_with_timeout(path, num_frames, size, clip_start, clip_end, timeout_s)
+            clip = decode_with_timeout(path, num_frames, size, clip_start, clip_end, timeout_s, folder_fps)
+            frames[i], fps[i], frame_index[i], clip_frames[i] = (clip.frames, clip.fps, clip.frame_indices,
+                                                                  clip.clip_frames)
         except (DecodeError, RecordError, OSError) as e:
             errors[i] = f"decode failed: {e}"
     batch["frames"] = frames
+    batch["fps"], batch["frame_index"], batch["clip_frames"] = fps, frame_index, clip_frames
     batch["error"] = np.array(errors, dtype=object)
     batch["decode_s"] = np.full(n, (time.perf_counter() - start) / max(n, 1))
     batch["decode_node"] = np.array([_node_id()] * n, dtype=object)
@@ -77,7 +88,8 @@ def verify_batch(
 def finalize_batch(batch: dict[str, np.ndarray], rationalized: bool) -> dict[str, np.ndarray]:
     """Drops the frames and decides what is kept: the direct answer if verified, else a verified rationalization."""
     n = len(batch["id"])
-    batch.pop("frames", None)
+    for column in VIDEO_COLUMNS:
+        batch.pop(column, None)
     direct = batch["direct_verified"]
     if rationalized:
         rational = batch["rationalized_verified"]

@@ -26,7 +26,7 @@ from vstar_ray.config import Config
 from vstar_ray.io import replace_dir
 from vstar_ray.manifest import video_root_for
 from vstar_ray.pipeline import read_manifest
-from vstar_ray.stages import decode_batch
+from vstar_ray.stages import VIDEO_COLUMNS, decode_batch
 
 
 def _shard(model, world: int, device_type: str) -> None:
@@ -79,54 +79,78 @@ def _save_checkpoint(model, optimizer, processor, state: dict, world: int, fsdp:
 TRAINER_STATE = "trainer_state.pt"
 
 
-def _load_weights(config: dict, path: str, device, dtype: str, resuming: bool):
-    """The model to train: the base model (wrapped with LoRA if configured), or a checkpoint to resume."""
-    model = models.load_model(config["base_model"] if config["lora"] and resuming else path, str(device), dtype,
-                              config["trust_remote_code"])
-    if config["lora"]:
+def lora_targets(model, suffixes: list[str], vision_tower: bool) -> list[str]:
+    """The linear layers LoRA adapts: those named by ``suffixes`` (``q_proj``, ...) in the language model, and in
+    the vision tower too only with ``train.lora_vision_tower``. Families name their vision layers alike or not
+    (CLIP and SigLIP towers have ``q_proj``, Qwen's ``qkv``), so matching names alone would adapt the vision
+    tower of some families and not of others."""
+    decoder = model.get_decoder()
+    inside = {name for name, module in model.named_modules() if module is decoder}
+    names = [name for name, module in model.named_modules()
+             if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in suffixes
+             and (vision_tower or any(name.startswith(prefix + ".") for prefix in inside))]
+    if not names:
+        raise ValueError(f"train.lora_target_modules {suffixes} match no linear layer of {type(model).__name__}'s "
+                         f"language model")
+    return names
+
+
+def _load_weights(cfg: Config, base_model: str, path: str, device, dtype: str, resuming: bool):
+    """The model to train: the base model (wrapped with LoRA if configured), or a checkpoint to resume.
+
+    A LoRA adapter records ``base_model`` as its base, even when that is an earlier cycle's adapter (cycles that
+    continue from the last model): ``models.load_model`` merges the whole chain back."""
+    t = cfg.train
+    model = models.load_model(base_model if t.lora and resuming else path, str(device), dtype,
+                              cfg.model.trust_remote_code)
+    if t.lora:
         if resuming:
             from peft import PeftModel
 
-            return PeftModel.from_pretrained(model, path, is_trainable=True)
-        from peft import LoraConfig, get_peft_model
+            model = PeftModel.from_pretrained(model, path, is_trainable=True)
+        else:
+            from peft import LoraConfig, get_peft_model
 
-        return get_peft_model(model, LoraConfig(
-            r=config["lora_r"], lora_alpha=config["lora_alpha"], lora_dropout=config["lora_dropout"],
-            target_modules=config["lora_target_modules"],
-        ))
+            model = get_peft_model(model, LoraConfig(
+                r=t.lora_r, lora_alpha=t.lora_alpha, lora_dropout=t.lora_dropout,
+                target_modules=lora_targets(model, list(t.lora_target_modules), t.lora_vision_tower)))
+        model.peft_config["default"].base_model_name_or_path = base_model
     return model
 
 
 def train_loop(config: dict) -> None:
-    """Runs on every Ray Train worker. Reports a checkpoint after every epoch; a restarted worker group
-    (``FailureConfig``) resumes from the latest one: weights, optimizer, schedule and epoch."""
+    """Runs on every Ray Train worker: ``config`` holds the run's ``Config`` (``cfg``), the model to start from
+    (``base_model``) and how many rows the dataset holds (``num_rows``). Reports a checkpoint after every epoch; a
+    restarted worker group (``FailureConfig``) resumes from the latest one: weights, optimizer, schedule and epoch."""
     import ray.train
     import ray.train.torch
     import torch.distributed as dist
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
+    cfg: Config = config["cfg"]
+    t, base_model = cfg.train, config["base_model"]
     ctx = ray.train.get_context()
     world, rank = ctx.get_world_size(), ctx.get_world_rank()
     device = ray.train.torch.get_device()
-    torch.manual_seed(config["seed"])
-    dtype = "float32" if device.type == "cpu" else config["dtype"]
+    torch.manual_seed(cfg.seed)
+    dtype = "float32" if device.type == "cpu" else cfg.model.dtype
     resume = ray.train.get_checkpoint()
     with (resume.as_directory() if resume else contextlib.nullcontext(None)) as resume_dir:
-        model = _load_weights(config, resume_dir or config["base_model"], device, dtype, resume is not None)
+        model = _load_weights(cfg, base_model, resume_dir or base_model, device, dtype, resume is not None)
         state = torch.load(Path(resume_dir) / TRAINER_STATE, weights_only=False) if resume_dir else None
-    processor = models.load_processor(config["base_model"], config["trust_remote_code"])
+    processor = models.load_processor(base_model, cfg.model.trust_remote_code)
     if world > 1:
-        if config["fsdp"]:
+        if t.fsdp:
             _shard(model, world, device.type)
         else:
             model = ray.train.torch.prepare_model(model)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config["lr"], weight_decay=config["weight_decay"])
+    optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
     rows_per_worker = config["num_rows"] // world
-    steps_per_epoch = max(1, math.ceil(rows_per_worker / config["batch_size"]))
-    total_steps = steps_per_epoch * config["epochs"]
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine_with_warmup(total_steps, config["warmup_ratio"]))
+    steps_per_epoch = max(1, math.ceil(rows_per_worker / t.batch_size))
+    total_steps = steps_per_epoch * t.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine_with_warmup(total_steps, t.warmup_ratio))
     first_epoch, step, losses = 0, 0, []
     if state is not None:
         set_optimizer_state_dict(model, optimizer, state["optimizer"], options=StateDictOptions(full_state_dict=True))
@@ -141,26 +165,32 @@ def train_loop(config: dict) -> None:
         dist.all_gather_object(node_ids, ray.get_runtime_context().get_node_id())
     else:
         node_ids = [ray.get_runtime_context().get_node_id()]
-    for epoch in range(first_epoch, config["epochs"]):
-        for batch in shard.iter_batches(batch_size=config["batch_size"], batch_format="numpy"):
-            inputs = models.training_batch(
-                processor, list(batch["frames"]), list(batch["prompt"]), list(batch["kept_answer"]),
-                config["max_length"],
-            )
-            inputs = {k: v.to(device) for k, v in inputs.items()}
-            if "pixel_values_videos" in inputs:
-                inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(next(model.parameters()).dtype)
-            loss = model(**inputs).loss
+    for epoch in range(first_epoch, t.epochs):
+        cut = torch.zeros(2, dtype=torch.int64)  # this epoch's samples: answers truncated, prompts too long
+        for batch in shard.iter_batches(batch_size=t.batch_size, batch_format="numpy"):
+            metadata = [models.video_metadata(f, i, c)
+                        for f, i, c in zip(batch["fps"], batch["frame_index"], batch["clip_frames"])]
+            tb = models.training_batch(processor, list(batch["frames"]), list(batch["prompt"]),
+                                       list(batch["kept_answer"]), t.max_length, metadata)
+            inputs = {k: v.to(device) for k, v in tb.inputs.items()}
+            for key in ("pixel_values_videos", "pixel_values"):
+                if key in inputs:
+                    inputs[key] = inputs[key].to(next(model.parameters()).dtype)
+            # a sum over label tokens divided by their count: never NaN, also for a batch with no label left
+            loss = model(**inputs, num_items_in_batch=torch.tensor(max(1, tb.label_tokens), device=device)).loss
             loss.backward()
-            if config["max_grad_norm"] > 0:
-                torch.nn.utils.clip_grad_norm_(params, config["max_grad_norm"])
+            if t.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
             losses.append(float(loss.detach()))
             samples += len(batch["prompt"])
-            tokens += int((inputs["labels"] != models.IGNORE_INDEX).sum())
+            tokens += tb.label_tokens
+            cut += torch.tensor([tb.truncated, tb.too_long])
+        if dist.is_initialized():
+            dist.all_reduce(cut)
         elapsed = max(1e-9, time.time() - start)
         metrics = {
             "epoch": epoch + 1,
@@ -169,14 +199,16 @@ def train_loop(config: dict) -> None:
             "loss_last": losses[-1] if losses else None,
             "samples_per_s": samples * world / elapsed,
             "tokens_per_s": tokens * world / elapsed,
+            "answers_truncated": int(cut[0]),
+            "samples_too_long": int(cut[1]),
             "resumed_from_epoch": first_epoch,
             "node_ids": sorted(set(node_ids)),
         }
         if rank == 0:
-            print(f"[train] epoch {epoch + 1}/{config['epochs']}: {step} steps, "
+            print(f"[train] epoch {epoch + 1}/{t.epochs}: {step} steps, "
                   f"loss {np.mean(losses[-steps_per_epoch:]):.4f}", flush=True)
         trainer_state = {"epoch": epoch + 1, "step": step, "losses": losses, "scheduler": scheduler.state_dict()}
-        _save_checkpoint(model, optimizer, processor, trainer_state, world, config["fsdp"], rank, metrics)
+        _save_checkpoint(model, optimizer, processor, trainer_state, world, t.fsdp, rank, metrics)
     if dist.is_initialized():
         dist.barrier()
 
@@ -237,13 +269,14 @@ def training_dataset(cfg: Config, generated_dir: str | Path, manifest: str, fina
     ds = ds.map_batches(
         decode_batch,
         fn_kwargs=dict(video_root=video_root_for(manifest, cfg.data.video_root), num_frames=cfg.data.num_frames,
-                       size=cfg.data.frame_size, timeout_s=cfg.data.decode_timeout_s),
+                       size=cfg.data.frame_size, timeout_s=cfg.data.decode_timeout_s,
+                       folder_fps=cfg.data.frame_folder_fps),
         batch_size=cfg.data.decode_batch_size,
         num_cpus=cfg.data.decode_num_cpus,
     )
     # every op states its CPUs: the default (1) may exceed what the training workers leave to Ray Data
     ds = ds.filter(lambda row: not row["error"], num_cpus=cfg.verify.num_cpus)
-    return ds.select_columns(["frames", "prompt", "kept_answer"], num_cpus=cfg.verify.num_cpus)
+    return ds.select_columns([*VIDEO_COLUMNS, "prompt", "kept_answer"], num_cpus=cfg.verify.num_cpus)
 
 
 def count_trained(cfg: Config, generated_dir: str | Path, final_cycle: bool) -> int:
@@ -269,16 +302,9 @@ def finetune(
         raise RuntimeError(
             f"only {num_rows} kept records in {generated_dir}: too few to train {t.num_workers} workers"
         )
-    loop_config = dict(
-        base_model=base_model, num_rows=num_rows, seed=cfg.seed, dtype=cfg.model.dtype,
-        trust_remote_code=cfg.model.trust_remote_code, lora=t.lora, lora_r=t.lora_r, lora_alpha=t.lora_alpha,
-        lora_dropout=t.lora_dropout, lora_target_modules=list(t.lora_target_modules), fsdp=t.fsdp,
-        lr=t.lr, weight_decay=t.weight_decay, warmup_ratio=t.warmup_ratio, epochs=t.epochs,
-        batch_size=t.batch_size, max_length=t.max_length, max_grad_norm=t.max_grad_norm,
-    )
     trainer = TorchTrainer(
         train_loop,
-        train_loop_config=loop_config,
+        train_loop_config={"cfg": cfg, "base_model": base_model, "num_rows": num_rows},
         scaling_config=ScalingConfig(
             num_workers=t.num_workers, use_gpu=t.use_gpu, resources_per_worker={"CPU": t.cpus_per_worker}
         ),

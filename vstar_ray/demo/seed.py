@@ -151,7 +151,7 @@ def pretrain(model, processor, examples, steps: int, batch_size: int, lr: float,
         batch = rng.sample(examples, batch_size)
         inputs = models.training_batch(
             processor, [b[0] for b in batch], [b[1] for b in batch], [b[2] for b in batch], max_length=512
-        )
+        ).inputs
         loss = model(**inputs).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
