@@ -4,12 +4,15 @@
 
 (a) sequential: one process, one video at a time (batch size 1): decode -> generate -> verify
     inline -> rationalize a failure inline -> verify, as the published reference script does;
-(b) pipeline: ``run_pass`` (decode tasks -> answer actors -> verify -> rationalize actors -> verify
-    -> parquet), timed from the first read to the last shard written, actor start-up included.
+(b) pipeline: a run's generator pool started once, then ``run_pass`` twice on it (decode tasks ->
+    generator actors -> verify -> rationalize on the same actors -> verify -> parquet shards), each timed
+    from the first read to the last shard committed. The first pass loads the model into the actors;
+    the second is what each later generation pass of a run costs.
 
 Both use the demo kit's seed model and videos (the 192 train + 64 held-out clips; with --n above
 256 the rows repeat those files under new ids) and the config's sampling settings. Prints videos/s
-for each, the generator busy fraction, and as its last line the throughput ratio.
+for each, the generator busy fraction, and the throughput ratios. The two sides alternate (A B A B) so
+that a change in machine load between them cannot fake a ratio; the median and every run are printed.
 """
 
 from __future__ import annotations
@@ -81,24 +84,35 @@ def sequential(cfg, manifest: Path) -> dict:
 
 
 def pipeline(cfg, manifest: Path, out: Path) -> dict:
+    """A run's generator pool started once, then two passes on it: the first loads the model into the
+    actors, the second is what every later generation pass of a run costs (the model already loaded)."""
     import ray
 
+    from vstar_ray.generators import GeneratorPool
     from vstar_ray.pipeline import run_pass
 
-    start = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    init_s = time.perf_counter() - start
-    start, wall_start = time.perf_counter(), time.time()
-    summary = run_pass(cfg, str(manifest), cfg.model.path, out, "train")
-    wall = time.perf_counter() - start
-    ray.shutdown()
-    table = pq.read_table(out)
-    calls = [json.loads(c) for column in ("answer_call", "rationalize_call") if column in table.column_names
-             for c in table[column].to_pylist() if c]
-    phases = {"first_batch_s": min(c[1] for c in calls) - wall_start,
-              "generating_s": max(c[2] for c in calls) - min(c[1] for c in calls),
-              "after_last_batch_s": wall_start + wall - max(c[2] for c in calls)}
-    return {**summary, "seconds": wall, "ray_init_s": init_s, "phases": phases}
+    try:
+        start = time.perf_counter()
+        pool = GeneratorPool.start(cfg, training=True, log=lambda m: None)
+        pool_s = time.perf_counter() - start
+        with pool:
+            passes = []
+            for i in range(2):
+                start, wall_start = time.perf_counter(), time.time()
+                summary = run_pass(cfg, str(manifest), cfg.model.path, out / f"pass_{i}", "train", pool=pool)
+                wall = time.perf_counter() - start
+                table = pq.read_table(out / f"pass_{i}")
+                calls = [json.loads(c) for column in ("answer_call", "rationalize_call") if column in table.column_names
+                         for c in table[column].to_pylist() if c]
+                phases = {"first_batch_s": min(c[1] for c in calls) - wall_start,
+                          "generating_s": max(c[2] for c in calls) - min(c[1] for c in calls),
+                          "after_last_batch_s": wall_start + wall - max(c[2] for c in calls)}
+                passes.append({**summary, "seconds": wall, "phases": phases})
+            processes = len(pool.processes())
+    finally:
+        ray.shutdown()
+    return {"pool_start_s": pool_s, "first": passes[0], "warm": passes[1], "processes": processes}
 
 
 def main() -> None:
@@ -106,7 +120,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=256, help="videos (default: the kit's 256)")
     parser.add_argument("--config", default="configs/demo.yaml")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
-    parser.add_argument("--skip-sequential", action="store_true", help="time only the pipeline")
+    parser.add_argument("--repeats", type=int, default=2, help="A B pairs, alternated (A B A B ...)")
     args = parser.parse_args()
 
     from vstar_ray.config import load_config
@@ -114,30 +128,36 @@ def main() -> None:
 
     cfg = resolve_demo(load_config(args.config, args.set))
     kit = Path(cfg.model.path).parent
+    warm_ratios, cold_ratios = [], []
     with tempfile.TemporaryDirectory() as tmp:
         manifest = benchmark_manifest(kit, args.n, Path(tmp) / "bench.parquet")
         print(f"{args.n} videos, model {cfg.model.path}, generate batch {cfg.generate.batch_size}, "
-              f"max_new_tokens {cfg.generate.max_new_tokens}, rationalize {cfg.rationalize}", flush=True)
-        seq = None
-        if not args.skip_sequential:
+              f"max_new_tokens {cfg.generate.max_new_tokens}, rationalize {cfg.rationalize}, "
+              f"generator actors {cfg.generate.max_actors}", flush=True)
+        for repeat in range(args.repeats):
             seq = sequential(cfg, manifest)
-            print(f"(a) sequential: {seq['seconds']:.1f}s, {seq['videos'] / seq['seconds']:.2f} videos/s, "
-                  f"kept {seq['kept']}; model load {seq['model_load_s']:.1f}s; "
+            seq_warm = seq["seconds"] - seq["model_load_s"]
+            print(f"[{repeat + 1}A] sequential: {seq['seconds']:.1f}s ({seq_warm:.1f}s after its model load), "
+                  f"{seq['videos'] / seq['seconds']:.2f} videos/s, kept {seq['kept']}; "
                   + ", ".join(f"{k} {v:.1f}s" for k, v in seq["stage_s"].items()), flush=True)
-        pipe = pipeline(cfg, manifest, Path(tmp) / "generated")
-        kept = pipe["kept_direct"] + pipe["kept_rationalized"]
-        print(f"(b) pipeline:   {pipe['seconds']:.1f}s, {pipe['videos'] / pipe['seconds']:.2f} videos/s, "
-              f"kept {kept}; ray.init {pipe['ray_init_s']:.1f}s (not counted)", flush=True)
-        ph = pipe["phases"]
-        print(f"    start-up until the first generate batch {ph['first_batch_s']:.1f}s, generating "
-              f"{ph['generating_s']:.1f}s ({pipe['videos'] / ph['generating_s']:.1f} videos/s warm), "
-              f"after the last batch {ph['after_last_batch_s']:.1f}s")
-        for stage, busy in pipe["generator_busy"].items():
-            print(f"    {stage} generators: {busy['actors']} actor(s), {busy['calls']} batches, busy in generate() "
-                  f"{busy['generate_s']:.1f}s of {busy['span_s']:.1f}s warm = {busy['fraction']:.1%} "
-                  f"(inside the batch call {busy['in_call_fraction']:.1%})")
-        if seq is not None:
-            print(f"pipeline/sequential throughput ratio: {seq['seconds'] / pipe['seconds']:.2f}")
+            pipe = pipeline(cfg, manifest, Path(tmp) / f"run_{repeat}")
+            first, warm = pipe["first"], pipe["warm"]
+            for name, p in (("first pass", first), ("warm pass", warm)):
+                ph, busy = p["phases"], p["generator_busy"]
+                print(f"[{repeat + 1}B] {name}: {p['seconds']:.1f}s, {p['videos'] / p['seconds']:.1f} videos/s, kept "
+                      f"{p['kept_direct'] + p['kept_rationalized']}; first batch after {ph['first_batch_s']:.1f}s, "
+                      f"generating {ph['generating_s']:.1f}s; generators busy {busy['fraction']:.1%} "
+                      f"(least busy actor {busy['least_busy_actor']:.1%}, {busy['actors']} actors)", flush=True)
+            print(f"[{repeat + 1}B] generator pool start {pipe['pool_start_s']:.1f}s, {pipe['processes']} model "
+                  f"processes for both passes", flush=True)
+            warm_ratios.append(seq_warm / warm["seconds"])
+            cold_ratios.append(seq["seconds"] / (pipe["pool_start_s"] + first["seconds"]))
+    import statistics
+
+    for name, ratios in (("cold (pool start + first pass vs the whole loop)", cold_ratios),
+                         ("warm (a pass inside a run vs the loop after its model load)", warm_ratios)):
+        print(f"ratio {name}: median {statistics.median(ratios):.2f}, runs "
+              + " ".join(f"{r:.2f}" for r in ratios))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from vstar_ray import ablations, questions
 from vstar_ray.config import ConfigError, load_config
 from vstar_ray.manifest import write_manifest
 from vstar_ray.pipeline import label_pass
-from vstar_ray.train import trained_sources, training_pairs
+from vstar_ray.training_rows import trained_sources, training_pairs
 
 GENERATED = {
     "kept_from": ["direct", "rationalized", "", "", "label"],

@@ -76,3 +76,31 @@ def test_thresholds_file_changes_the_verdict(tmp_path):
     bad.write_text("nope: {x: 1}\n")
     res = vstar("verify", "--in", str(src), "--out", str(tmp_path / "o.jsonl"), "--thresholds", str(bad))
     assert res.returncode == 2 and "unknown verifier type 'nope'" in res.stderr
+
+
+def test_a_line_that_is_not_utf8_is_named_and_only_it_is_skipped(tmp_path):
+    good = [json.dumps(RECORDS[0]), json.dumps({**RECORDS[1], "id": "ok"})]  # the same id twice, on lines 1 and 3
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(good[0].encode() + b"\n" + b'{"id": "latin", "output": "caf\xe9"}\n' + good[1].encode() + b"\n")
+    res = vstar("verify", "--in", str(src), "--out", str(tmp_path / "o.jsonl"))
+    assert res.returncode == 2 and f"{src} line 2: not UTF-8 text" in res.stderr
+    res = vstar("verify", "--in", str(src), "--out", str(tmp_path / "o.jsonl"), "--skip-invalid")
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert [r.get("verified") for r in rows] == [True, None, False] and "not UTF-8" in rows[1]["error"]
+    assert f"skipped: {src} line 2: not UTF-8 text" in res.stderr
+    bad_second = tmp_path / "dup.jsonl"  # the error names the line of the bad record, not of its id's first use
+    bad_second.write_text(good[0] + "\n" + json.dumps({**RECORDS[3], "id": "ok"}) + "\n")
+    res = vstar("verify", "--in", str(bad_second), "--out", str(tmp_path / "o2.jsonl"))
+    assert res.returncode == 2 and f"{bad_second} line 2: record 'ok'" in res.stderr
+
+
+def test_a_runaway_answer_of_ten_megabytes_is_verified(tmp_path):
+    """The sentence splitter is linear and matches the first segments only (it once took tens of minutes)."""
+    answer = "The diver leaves the board, and then he tucks. " * 210_000
+    src = tmp_path / "big.jsonl"
+    src.write_text(json.dumps({"id": "big", "question": "?", "output": answer, "labels": {"s": "the diver tucks"},
+                               "verifiers": {"s": "sentence"}}) + "\n")
+    res = vstar("verify", "--in", str(src), "--out", str(tmp_path / "o.jsonl"))
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "o.jsonl").read_text())["verified"] is True

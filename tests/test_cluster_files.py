@@ -22,7 +22,9 @@ def _check_entrypoint(entrypoint: str) -> None:
     config = forwarded[forwarded.index("--config") + 1]
     assert (ROOT / config).is_file(), config
     cfg = load_config(ROOT / config)
-    assert cfg.generate.num_gpus >= 1 and cfg.train.use_gpu, "the cluster config must use the GPUs"
+    assert cfg.generate.num_gpus > 0 and cfg.train.use_gpu, "the cluster config must use the GPUs"
+    # a generator actor and a training worker share each GPU: the generators sleep while training runs
+    assert cfg.generate.num_gpus + cfg.train.gpus_per_worker <= 1.0 and cfg.autoscaling
 
 
 def _gpu_containers(pod_template: dict) -> list[dict]:

@@ -30,3 +30,27 @@ def test_unknown_key_in_yaml(tmp_path):
     path.write_text("generate:\n  batch_sise: 4\n")
     with pytest.raises(ConfigError, match="generate.batch_sise"):
         load_config(path)
+
+
+@pytest.mark.parametrize("override,match", [
+    ("train.batch_size=0", "train.batch_size: must be >= 1"),
+    ("generate.batch_size=0", "generate.batch_size: must be >= 1"),
+    ("train.lr=.nan", "train.lr: must be a finite number"),
+    ("train.lr=-1e-5", "train.lr: must be > 0"),
+    ("data.num_frames=0", "data.num_frames: must be >= 1"),
+    ("train.epochs=0", "train.epochs: must be >= 1"),
+    ("model.dtype=int8", "model.dtype: expected one of"),
+    ("generate.max_actors=0", "generate.max_actors"),
+    ("train.warmup_ratio=1.5", "train.warmup_ratio: must be <= 1"),
+    ("verify.num_cpus=0", "verify.num_cpus: must be > 0"),
+    ("generate.temperature=.inf", "generate.temperature: must be a finite number"),
+])
+def test_values_out_of_range_name_the_key(override, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config("configs/demo.yaml", [override])
+
+
+@pytest.mark.parametrize("path", ["configs/demo.yaml", "configs/qwen2vl_7b_kinetics.yaml",
+                                  "configs/videollava_7b_kinetics.yaml", None])
+def test_shipped_configs_are_in_range(path):
+    load_config(path)

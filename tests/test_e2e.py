@@ -108,7 +108,7 @@ def test_train_json_is_llava_format_without_hint(run_dir):
 
 def test_hinted_copies_train_rationalized_answers_under_their_hint_too(run_dir):
     from vstar_ray.config import load_config
-    from vstar_ray.train import count_trained, training_dataset
+    from vstar_ray.training_rows import count_trained, training_dataset
 
     out, _, _, overrides = run_dir
     generated = out / "cycle_1" / "generated"
@@ -167,13 +167,18 @@ def test_lora_finetune_writes_a_loadable_adapter(run_dir, small_kit, tmp_path):
     assert not any("lora" in name for name, _ in model.named_parameters())
 
 
-def test_decoding_is_not_fused_into_the_generator_actor(run_dir, small_kit):
-    from vstar_ray.config import load_config
-    from vstar_ray.pipeline import build_dataset
-
-    _, _, _, overrides = run_dir
-    cfg = load_config("configs/demo.yaml", overrides)
-    ds = build_dataset(cfg, str(small_kit / "heldout.parquet"), str(small_kit / "seed"), "eval").materialize()
-    stats = ds.stats()
-    assert "decode_batch" in stats and "Generator" in stats
-    assert "MapBatches(decode_batch)->MapBatches(Generator)" not in stats
+def test_the_run_s_generator_processes_started_once_and_served_every_pass(run_dir):
+    """The pool's actors answered the baseline eval, the generation pass and the cycle's eval (and TempCompass):
+    no pass started a model process of its own; each actor loaded the seed, then the cycle's checkpoint."""
+    out, _, _, _ = run_dir
+    first = json.loads((out / "generators.json").read_text())[0]  # the first invocation (a resume test runs later)
+    pool = {g["actor"]: g for g in first["processes"]}
+    assert len(pool) == len({g["pid"] for g in pool.values()}) == 2  # configs/demo.yaml: generate.max_actors
+    served = set()
+    for folder in ("baseline/eval", "cycle_1/generated", "cycle_1/eval", "cycle_1/tempcompass/predictions"):
+        table = pq.read_table(out / folder)
+        for column in ("answer_call", "rationalize_call"):
+            if column in table.column_names:
+                served |= {json.loads(c)[0] for c in table[column].to_pylist() if c}
+    assert served <= set(pool) and served
+    assert all(g["loads"] <= 2 for g in pool.values())  # the seed, then cycle 1's checkpoint, in place

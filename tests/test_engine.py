@@ -32,11 +32,10 @@ def test_a_plugged_in_engine_generates_both_passes(small_kit, tmp_path, ray_loca
     assert summary["kept_direct"] == 0 and summary["kept_rationalized"] == len(rows) == summary["videos"]
 
 
-def test_a_bad_engine_is_a_config_error_before_any_work(small_kit):
-    from vstar_ray.cycles import check_inputs
+def test_a_bad_engine_is_a_config_error_before_any_work():
+    from vstar_ray.cycles import check_engine
 
-    for spec, message in (("nope", "expected 'hf' or"), ("tests.test_engine:Missing", "cannot be loaded"),
+    for spec, message in (("nope", "expected 'hf', 'vllm' or"), ("tests.test_engine:Missing", "cannot be loaded"),
                           ("tests.test_engine:pytest", "no generate")):
-        cfg = load_config("configs/demo.yaml", small_run_overrides(small_kit) + [f"generate.engine={spec}"])
         with pytest.raises(ConfigError, match=message):
-            check_inputs(cfg)
+            check_engine(load_config("configs/demo.yaml", [f"generate.engine={spec}"]))

@@ -32,7 +32,7 @@ def _demo(args: argparse.Namespace) -> None:
         _copy_seed(cfg, Path(args.out))
         print(f"\nwrote {Path(args.out).resolve()} (ablations.json, ablations.md, ablations.png; one run per variant)")
         return
-    cycles.run(cfg, args.out, resume=args.resume)
+    cycles.run(cfg, args.out, resume=args.resume, allow_changed_config=args.allow_changed_config)
     _copy_seed(cfg, Path(args.out))
     print(f"\nwrote {Path(args.out).resolve()} (metrics.json, report.md, report.png)")
 
@@ -50,13 +50,14 @@ def _run(args: argparse.Namespace) -> None:
     from vstar_ray import cycles
 
     overrides = list(args.set) + ([f"verify.thresholds={args.thresholds}"] if args.thresholds else [])
-    cycles.run(load_config(args.config, overrides), args.out, resume=args.resume)
+    cycles.run(load_config(args.config, overrides), args.out, resume=args.resume,
+               allow_changed_config=args.allow_changed_config)
 
 
 def _generate(args: argparse.Namespace) -> None:
     import ray
 
-    from vstar_ray.cycles import check_model
+    from vstar_ray.cycles import check_engine, check_model
     from vstar_ray.io import atomic_write_json
     from vstar_ray.manifest import validate_manifest
     from vstar_ray.pipeline import run_pass
@@ -65,10 +66,14 @@ def _generate(args: argparse.Namespace) -> None:
     cfg = load_config(args.config, overrides)
     validate_manifest(args.manifest)
     check_model(cfg, args.model, training=False)
+    check_engine(cfg)
+    out = Path(args.out)
+    if (out / "generated").exists() and not args.resume:
+        raise ConfigError(f"{out}/generated already exists: choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
     if not ray.is_initialized():
         ray.init()
-    out = Path(args.out)
-    summary = run_pass(cfg, args.manifest, args.model, out / "generated", "train")
+    summary = run_pass(cfg, args.manifest, args.model, out / "generated", "train", resume=args.resume)
     atomic_write_json(out / "metrics.json", summary)
     print(json.dumps(summary, indent=2))
 
@@ -76,13 +81,13 @@ def _generate(args: argparse.Namespace) -> None:
 def _eval(args: argparse.Namespace) -> None:
     import ray
 
+    from vstar_ray.cycles import check_engine, check_model
     from vstar_ray.io import atomic_write_json
-
-    from vstar_ray.cycles import check_model
 
     cfg = load_config(args.config, list(args.set))
     out = Path(args.out)
     check_model(cfg, args.model, training=False)
+    check_engine(cfg)
     if args.benchmark == "tempcompass":
         from vstar_ray import tempcompass
 
@@ -126,14 +131,14 @@ def _verify(args: argparse.Namespace) -> None:
     counts = {"records": 0, "verified": 0, "invalid": 0}
 
     def flush(chunk: list[tuple[int, object]], f) -> None:
+        """Verify a chunk of (line number, record or the reason its line is bad); a bad record stops the file
+        (naming its line) unless --skip-invalid, which writes it with an 'error' field instead."""
         parsed = [r for _, r in chunk if not isinstance(r, Exception)]
-        try:
-            verified = iter(verify_records(parsed, thresholds, skip_invalid=args.skip_invalid))
-        except RecordError as e:
-            line = next((n for n, r in chunk if isinstance(r, dict) and f"record {str(r.get('id'))!r}" in str(e)),
-                        chunk[0][0])
-            raise RecordError(f"{args.inp} line {line}: {e}") from e
+        verified = iter(verify_records(parsed, thresholds, skip_invalid=True))
         results = [{"error": str(r)} if isinstance(r, Exception) else next(verified) for _, r in chunk]
+        for (n, _), result in zip(chunk, results):
+            if "error" in result and not args.skip_invalid:
+                raise RecordError(f"{args.inp} line {n}: {result['error']}")
         for (n, _), result in zip(chunk, results):
             counts["records"] += 1
             if "error" in result:
@@ -146,9 +151,6 @@ def _verify(args: argparse.Namespace) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
             chunk: list[tuple[int, object]] = []
             for n, record, why in iter_jsonl(args.inp):
-                if why and not args.skip_invalid:
-                    flush(chunk, f)  # an earlier bad record is reported first
-                    raise RecordError(f"{args.inp} line {n}: {why}")
                 chunk.append((n, ValueError(why) if why else record))
                 if len(chunk) >= args.batch_size:
                     flush(chunk, f)
@@ -186,6 +188,14 @@ def _tune(args: argparse.Namespace) -> None:
     print(f"wrote {out} and {out.stem}_tune.json/.md/.png beside it")
 
 
+def _plan(args: argparse.Namespace) -> None:
+    from vstar_ray import plan
+
+    cfg = load_config(args.config, list(args.set))
+    assumptions = plan.parse_assumptions(args.assume, args.gpu_memory)
+    print(plan.plan(cfg, args.gpus or plan.gpus_default(cfg), assumptions), end="")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vstar", description="Video-STaR on Ray")
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -199,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-out")
     p.add_argument("--cycles", type=int, default=0, help="number of cycles (default: the config's, 3)")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--allow-changed-config", action="store_true", help="with --resume: accept a changed config")
     p.add_argument("--ablations", action="store_true",
                    help="run full, no_filter, no_rationalization and label_only on the same data and seed")
     p.add_argument("--variants", default="", help="comma-separated subset of the ablation variants (implies --ablations)")
@@ -207,7 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("run", help="the full multi-cycle run (what the Ray job runs)")
     p.add_argument("--out", required=True)
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue a run: finished stages and committed rows are kept")
+    p.add_argument("--allow-changed-config", action="store_true",
+                   help="with --resume: continue although the config differs from the run's (kept in config_history/)")
     p.add_argument("--thresholds", help="thresholds.yaml (same as --set verify.thresholds=...)")
     with_config(p, required=True)
     p.set_defaults(fn=_run)
@@ -217,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="local folder or model id")
     p.add_argument("--out", required=True)
     p.add_argument("--thresholds")
+    p.add_argument("--resume", action="store_true", help="keep the rows a killed run of this pass committed")
     with_config(p, required=False)
     p.set_defaults(fn=_generate)
 
@@ -254,6 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", help="kinetics: class list (one per line); rows of other classes are skipped")
     p.set_defaults(fn=_prepare)
 
+    p = verbs.add_parser("plan", help="memory per GPU and GPU-hours of a run, from the model's config and the manifests")
+    p.add_argument("--gpus", type=int, default=0, help="GPUs in the cluster (default: what the config asks for)")
+    p.add_argument("--gpu-memory", help="memory per GPU, e.g. 80GiB (default 80GiB)")
+    p.add_argument("--assume", action="append", default=[], metavar="KEY=VALUE",
+                   help="replace an assumption (throughput, answer length, ...; listed in the output)")
+    with_config(p, required=True)
+    p.set_defaults(fn=_plan)
+
     p = verbs.add_parser("tune", help="Ray Tune over the verifier thresholds against records with a human 'gold'")
     p.add_argument("--records", required=True, help="JSONL verify records with 'gold' (true/false)")
     p.add_argument("--out", required=True, help="thresholds.yaml to write")
@@ -268,13 +290,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+INPUT_ERRORS = (ConfigError, ManifestError, RecordError, TuneError, AnnotationError, TempCompassError, ValueError,
+                FileNotFoundError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 done; 2 bad input (config, manifest, paths, a cluster too small for the config);
+    1 the work failed on the way (a stalled pass, training that failed); 130 interrupted (Ctrl-C)."""
     args = build_parser().parse_args(argv)
     try:
         args.fn(args)
-    except (ConfigError, ManifestError, RecordError, TuneError, AnnotationError, TempCompassError, ValueError, FileNotFoundError) as e:
+    except INPUT_ERRORS as e:
         print(f"vstar {args.verb}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # an output that cannot be written: one line, not a traceback
+        where = f" {e.filename}" if e.filename else ""
+        print(f"vstar {args.verb}: error:{where}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        again = " Run the same command with --resume to continue." if args.verb in ("run", "demo", "generate") else ""
+        print(f"\nvstar {args.verb}: interrupted. Finished stages and committed rows are kept.{again}", file=sys.stderr)
+        return 130
+    except Exception as e:  # PassStalled, PoolStartError, a failed training run, Ray task errors: one line
+        if not (isinstance(e, RuntimeError) or type(e).__module__.startswith("ray.")):
+            raise  # a bug: the traceback is what helps
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        print(f"vstar {args.verb}: failed: {type(e).__name__}: {first}", file=sys.stderr)
+        return 1
     return 0
 
 

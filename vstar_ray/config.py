@@ -7,6 +7,7 @@ Every key is checked: an unknown key, a value of the wrong type or a malformed
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -22,6 +23,64 @@ class ConfigError(ValueError):
 
 
 TRAIN_ON = ("verified", "unfiltered", "labels")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+PRECISIONS = ("auto", "bf16-mixed", "fp32", "bf16")
+
+# the range of every numeric key that has one: (least, most, least excluded); a float must also be finite
+RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "data.num_frames": (1, None, False),
+    "data.frame_size": (8, None, False),
+    "data.decode_batch_size": (1, None, False),
+    "data.decode_num_cpus": (0, None, True),
+    "data.decode_timeout_s": (0, None, False),
+    "data.frame_folder_fps": (0, None, False),
+    "generate.batch_size": (1, None, False),
+    "generate.max_new_tokens": (1, None, False),
+    "generate.temperature": (0, None, True),
+    "generate.num_gpus": (0, None, False),
+    "generate.num_cpus": (0, None, False),
+    "generate.min_actors": (1, None, False),
+    "generate.max_actors": (1, None, False),
+    "generate.start_timeout_s": (0, None, True),
+    "generate.stall_timeout_s": (0, None, False),
+    "generate.vllm.tensor_parallel_size": (1, None, False),
+    "generate.vllm.gpu_memory_utilization": (0, 1, True),
+    "generate.vllm.max_model_len": (0, None, False),
+    "generate.vllm.cpu_kv_cache_gib": (0, None, True),
+    "verify.num_cpus": (0, None, True),
+    "train.epochs": (1, None, False),
+    "train.lr": (0, 1, True),
+    "train.warmup_ratio": (0, 1, False),
+    "train.weight_decay": (0, None, False),
+    "train.max_grad_norm": (0, None, False),
+    "train.batch_size": (1, None, False),
+    "train.global_batch_size": (0, None, False),
+    "train.num_workers": (1, None, False),
+    "train.cpus_per_worker": (0, None, True),
+    "train.gpus_per_worker": (0, 1, True),
+    "train.lora_r": (1, None, False),
+    "train.lora_alpha": (0, None, True),
+    "train.lora_dropout": (0, 1, False),
+    "train.max_length": (16, None, False),
+    "train.max_failures": (0, None, False),
+    "eval.tempcompass_limit": (0, None, False),
+    "cycles": (1, None, False),
+    "early_stop_margin": (None, 1, False),
+}
+
+
+def check_ranges(cfg: "Config") -> None:
+    """Every key of ``RANGES`` within its range (and finite); raises ConfigError naming the key."""
+    for key, (low, high, open_low) in RANGES.items():
+        value: Any = cfg
+        for part in key.split("."):
+            value = getattr(value, part)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}: must be a finite number, got {value}")
+        if low is not None and (value <= low if open_low else value < low):
+            raise ConfigError(f"{key}: must be {'>' if open_low else '>='} {low:g}, got {value:g}")
+        if high is not None and value > high:
+            raise ConfigError(f"{key}: must be <= {high:g}, got {value:g}")
 
 
 @dataclass(frozen=True)
@@ -32,7 +91,7 @@ class DataConfig:
     num_frames: int = 8  # frames sampled uniformly from each clip
     frame_size: int = 224  # frames are resized to frame_size x frame_size before they cross the object store
     decode_batch_size: int = 8
-    decode_num_cpus: float = 1.0  # logical CPUs per decode task
+    decode_num_cpus: float = 0.5  # logical CPUs per decode task
     decode_timeout_s: float = 60.0  # a clip still decoding after this is killed and becomes an error row; 0: no limit
     # frame rate of clips stored as folders of frame images (no container states it); 0: unknown, and models that
     # write frame times into their prompt (Qwen3-VL, SmolVLM2) assume their default
@@ -47,6 +106,18 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class VLLMConfig:
+    """The ``vllm`` engine's settings (docs/engines.md)."""
+
+    python: str = ""  # a Python executable of a separate environment with vLLM (the CPU test recipe); empty: this one
+    tensor_parallel_size: int = 1  # GPUs per engine; generate.num_gpus must give each generator actor as many
+    gpu_memory_utilization: float = 0.85  # share of the GPU vLLM takes for weights and KV cache while generating
+    max_model_len: int = 0  # 0: the model's own limit
+    enforce_eager: bool = False  # true: no CUDA graphs (faster start, slower decoding)
+    cpu_kv_cache_gib: float = 1.0  # CPU builds of vLLM only: KV cache size
+
+
+@dataclass(frozen=True)
 class GenerateConfig:
     batch_size: int = 8  # videos per generate() call
     max_new_tokens: int = 128
@@ -56,7 +127,13 @@ class GenerateConfig:
     num_cpus: float = 1.0  # per generator actor
     min_actors: int = 1
     max_actors: int = 1
-    engine: str = "hf"  # hf (batched transformers generate) or package.module:Class (README, "Generation engines")
+    engine: str = "hf"  # hf (batched transformers generate), vllm, or package.module:Class (docs/engines.md)
+    vllm: VLLMConfig = field(default_factory=VLLMConfig)
+    # a run's generator actors start once and serve every pass; they must be up within this (an autoscaling cluster
+    # brings nodes up first), else the run fails naming generate.num_cpus/num_gpus
+    start_timeout_s: float = 600.0
+    # a pass in which no row moves through any stage for this long fails, naming the stage it stopped at; 0: no limit
+    stall_timeout_s: float = 1800.0
 
 
 @dataclass(frozen=True)
@@ -73,11 +150,22 @@ class TrainConfig:
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
-    batch_size: int = 4  # per worker
+    batch_size: int = 4  # per worker and micro-batch
+    # samples per optimizer step over all workers, reached by accumulating micro-batches (a multiple of
+    # batch_size x num_workers); 0: one micro-batch per worker per step
+    global_batch_size: int = 0
     num_workers: int = 2
     cpus_per_worker: float = 1.0  # leave CPUs free for the Ray Data ingest that feeds the workers
     use_gpu: bool = False
+    # with use_gpu: GPUs per worker. A fraction colocates a worker with a generator actor on one GPU (the
+    # generator frees its memory while training runs): e.g. generate.num_gpus 0.6 + gpus_per_worker 0.4
+    gpus_per_worker: float = 1.0
     fsdp: bool = True  # FSDP2 fully_shard over all workers
+    # auto: bf16-mixed on GPUs (bfloat16 compute; float32 parameters, optimizer state and gradient reduction),
+    # fp32 on CPU; bf16: parameters and optimizer state in bfloat16 too (small updates are lost to rounding)
+    precision: str = "auto"
+    # recompute each transformer block's activations in the backward pass; null: on when use_gpu
+    activation_checkpointing: bool | None = None
     lora: bool = False
     lora_r: int = 16
     lora_alpha: int = 32
@@ -122,14 +210,23 @@ class Config:
     train_on: str = "verified"
     early_stop_margin: float = -1.0  # stop when eval accuracy improves by less than this; < 0 never stops
     demo_kit: str = ""  # when set, the demo kit is built there if missing, and empty paths point into it
+    # the cluster adds nodes on demand (KubeRay, ray up): a config the current nodes cannot hold waits for them
+    # (generate.start_timeout_s) instead of being refused at start
+    autoscaling: bool = False
 
     def __post_init__(self) -> None:
         if self.keep_rationalized not in ("all", "intermediate"):
             raise ConfigError(f"keep_rationalized: expected 'all' or 'intermediate', got {self.keep_rationalized!r}")
         if self.train_on not in TRAIN_ON:
             raise ConfigError(f"train_on: expected one of {', '.join(TRAIN_ON)}, got {self.train_on!r}")
-        if self.cycles < 1:
-            raise ConfigError(f"cycles: must be >= 1, got {self.cycles}")
+        if self.model.dtype not in DTYPES:
+            raise ConfigError(f"model.dtype: expected one of {', '.join(DTYPES)}, got {self.model.dtype!r}")
+        if self.train.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision: expected one of {', '.join(PRECISIONS)}, got {self.train.precision!r}")
+        if self.generate.max_actors < self.generate.min_actors:
+            raise ConfigError(f"generate.max_actors ({self.generate.max_actors}) is below generate.min_actors "
+                              f"({self.generate.min_actors})")
+        check_ranges(self)
 
 
 def load_config(path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:

@@ -20,12 +20,13 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import yaml
 
 from vstar_ray import questions, report
-from vstar_ray.config import Config, ConfigError, save_config, to_dict
+from vstar_ray.config import Config, ConfigError
+from vstar_ray.generators import GeneratorPool
 from vstar_ray.io import atomic_write_json, atomic_write_text, read_json
 from vstar_ray.manifest import validate_manifest
+from vstar_ray.run_folder import RunLock, record_config
 
 
 class RunState:
@@ -83,6 +84,8 @@ def check_model(cfg: Config, path: str, training: bool) -> None:
                                       questions.answer_prompt("What is happening in the video? " * 4))
     except Exception as e:  # transformers raises OSError, ValueError, KeyError ... for what is not a usable model
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if "trust_remote_code" in str(e) or "custom code" in str(e):
+            reason += " (set model.trust_remote_code: true only if you trust that code)"
         raise ConfigError(f"model.path {path!r} cannot be used: {reason}") from e
     family = families.family(kind)
     if family is None:
@@ -102,6 +105,20 @@ def check_model(cfg: Config, path: str, training: bool) -> None:
             f"generate.max_new_tokens={cfg.generate.max_new_tokens}); metrics count them as answers_truncated")
 
 
+def check_engine(cfg: Config) -> None:
+    """``generate.engine`` can be imported (and vLLM is installed where the config says); ConfigError if not."""
+    from vstar_ray.generate import load_engine
+
+    try:
+        load_engine(cfg.generate.engine)
+        if cfg.generate.engine == "vllm":
+            from vstar_ray.vllm_engine import check_available
+
+            check_available(cfg.generate.vllm)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+
+
 def check_inputs(cfg: Config) -> None:
     """Everything that can be checked before expensive work starts."""
     check_model(cfg, cfg.model.path, training=True)
@@ -110,12 +127,7 @@ def check_inputs(cfg: Config) -> None:
         if not path:
             raise ConfigError(f"data.{key} is empty")
         validate_manifest(path)
-    from vstar_ray.generate import load_engine
-
-    try:
-        load_engine(cfg.generate.engine)
-    except ValueError as e:
-        raise ConfigError(str(e)) from e
+    check_engine(cfg)
     if cfg.verify.thresholds:
         from vstar_ray.verify import load_thresholds
 
@@ -134,7 +146,7 @@ def check_inputs(cfg: Config) -> None:
 def write_train_json(cfg: Config, generated: Path, out: Path, final_cycle: bool) -> int:
     """The pairs a cycle trains on as LLaVA conversations (VSTaR-1M format); the human turn is the question
     without hint."""
-    from vstar_ray.train import SELECTION_COLUMNS, trained_sources, training_pairs
+    from vstar_ray.training_rows import SELECTION_COLUMNS, trained_sources, training_pairs
 
     wanted = ["id", "video", "start", "end", "question", *SELECTION_COLUMNS]
     names = pq.ParquetDataset(generated).schema.names
@@ -174,45 +186,71 @@ def kept_answer_stats(train_json: Path, examples: int = 3) -> dict:
     }
 
 
-def held_out_eval(cfg: Config, manifest: str, model: str, folder: Path, report_name: str = "eval_report.md") -> dict:
+def held_out_eval(cfg: Config, manifest: str, model: str, folder: Path, report_name: str = "eval_report.md",
+                  pool=None, resume: bool = False) -> dict:
     """The greedy held-out pass, its per-type/per-source scores with 95% CIs, and ``folder/<report_name>``."""
     from vstar_ray.evaluate import write_report
     from vstar_ray.pipeline import run_pass
 
-    summary = run_pass(cfg, manifest, model, folder / "eval", "eval")
+    summary = run_pass(cfg, manifest, model, folder / "eval", "eval", pool=pool, resume=resume)
     return {**summary, "scores": write_report(folder / "eval", folder / report_name, f"Held-out evaluation: {model}")}
 
 
-def tempcompass_eval(cfg: Config, model: str, folder: Path) -> dict:
+def tempcompass_eval(cfg: Config, model: str, folder: Path, pool=None) -> dict:
     from vstar_ray import tempcompass
 
     start = time.time()
     result = tempcompass.run(cfg, cfg.eval.tempcompass_questions, cfg.eval.tempcompass_videos, model, folder,
-                             tasks=tempcompass.parse_tasks(cfg.eval.tempcompass_tasks), limit=cfg.eval.tempcompass_limit)
+                             tasks=tempcompass.parse_tasks(cfg.eval.tempcompass_tasks), limit=cfg.eval.tempcompass_limit,
+                             pool=pool)
     return {"accuracy": {task: r["accuracy"] for task, r in result["tasks"].items()},
             "seconds": round(time.time() - start, 2)}
 
 
-def run(cfg: Config, out: str | Path, resume: bool = False) -> dict:
-    """Run (or resume) Video-STaR into ``out``; returns the contents of ``out/metrics.json``."""
+GENERATORS = "generators.json"  # per invocation of a run: its generator processes (pid, node, models loaded)
+
+
+def run(cfg: Config, out: str | Path, resume: bool = False, allow_changed_config: bool = False) -> dict:
+    """Run (or resume) Video-STaR into ``out``; returns the contents of ``out/metrics.json``.
+
+    One process writes ``out`` at a time (``run_folder.RunLock``); a resume with a different config is
+    refused unless ``allow_changed_config``. Every pass resumes inside itself (``pipeline.run_pass``)."""
     import ray
 
+    out = Path(out).resolve()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the run folder {out}: {e.strerror or e}") from e
+    with RunLock(out):
+        if (out / "state.json").exists() and not resume:
+            raise ConfigError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+        cfg = resolve_demo(cfg)
+        check_inputs(cfg)
+        changes = record_config(out, cfg, resume, allow_changed_config)
+        if changes:
+            log(f"note: continuing with a changed config ({'; '.join(changes)}); see config_history/")
+        state = RunState(out)
+        if not ray.is_initialized():
+            ray.init()
+        with GeneratorPool.start(cfg, training=True, log=log) as pool:
+            try:
+                metrics = _cycles(cfg, out, state, pool, resume)
+            finally:  # which processes served this invocation: one per actor, each model loaded in place
+                history = read_json(out / GENERATORS) if (out / GENERATORS).exists() else []
+                atomic_write_json(out / GENERATORS, history + [{"started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                                                "processes": pool.processes()}])
+        atomic_write_json(out / "metrics.json", metrics)
+        report.write(out, metrics)
+    print(report.table(metrics), flush=True)
+    return metrics
+
+
+def _cycles(cfg: Config, out: Path, state: RunState, pool, resume: bool) -> dict:
+    """Baseline and cycles, each stage skipped when ``state`` has it; every pass uses ``pool``'s actors."""
     from vstar_ray.pipeline import label_pass, run_pass
     from vstar_ray.train import finetune
 
-    out = Path(out).resolve()
-    if (out / "state.json").exists() and not resume:
-        raise ConfigError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = resolve_demo(cfg)
-    check_inputs(cfg)
-    if resume and (out / "config.yaml").exists():
-        if yaml.safe_load((out / "config.yaml").read_text()) != to_dict(cfg):
-            log("note: the config differs from the one this run started with; finished stages are kept")
-    save_config(cfg, out / "config.yaml")
-    state = RunState(out)
-    if not ray.is_initialized():
-        ray.init()
     manifest, heldout, pretrained = cfg.data.train_manifest, cfg.data.eval_manifest, cfg.model.path
 
     def stage(name: str, fn):
@@ -228,11 +266,16 @@ def run(cfg: Config, out: str | Path, resume: bool = False) -> dict:
 
     def suites(name: str, model: str, folder: Path) -> dict:
         """Held-out QA (scored per label type and source) and, when configured, TempCompass."""
-        ev = stage(f"{name}/eval", lambda: held_out_eval(cfg, heldout, model, folder))
+        ev = stage(f"{name}/eval", lambda: held_out_eval(cfg, heldout, model, folder, pool=pool, resume=resume))
         if cfg.eval.tempcompass_questions:
-            tc = stage(f"{name}/tempcompass", lambda: tempcompass_eval(cfg, model, folder / "tempcompass"))
+            tc = stage(f"{name}/tempcompass", lambda: tempcompass_eval(cfg, model, folder / "tempcompass", pool))
             ev = {**ev, "tempcompass": tc["accuracy"], "seconds": ev["seconds"] + tc["seconds"]}
         return ev
+
+    def finetune_released(cdir: Path, base: str, final: bool, k: int) -> dict:
+        pool.release()  # the generators give their memory to the trainers; the next pass loads the new model
+        return finetune(cfg, cdir / "generated", manifest, base, cdir / "checkpoint", out / "ray_train", final,
+                        name=f"cycle_{k}")
 
     baseline = suites("baseline", pretrained, out / "baseline")
     metrics = {"baseline": {"eval_accuracy": baseline["accuracy"], "eval": baseline.get("scores", {}),
@@ -241,18 +284,19 @@ def run(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     for k in range(1, cfg.cycles + 1):
         cdir, final = out / f"cycle_{k}", k == cfg.cycles
         gen = stage(f"cycle_{k}/generate", lambda: label_pass(manifest, cdir / "generated")  # nothing to generate
-                    if cfg.train_on == "labels" else run_pass(cfg, manifest, current, cdir / "generated", "train"))
+                    if cfg.train_on == "labels"
+                    else run_pass(cfg, manifest, current, cdir / "generated", "train", pool=pool, resume=resume))
         stage(f"cycle_{k}/train_json",
               lambda: {"records": write_train_json(cfg, cdir / "generated", cdir / "train.json", final)})
         base = pretrained if cfg.train.restart_from_pretrained else current
-        trained = stage(f"cycle_{k}/train", lambda: finetune(
-            cfg, cdir / "generated", manifest, base, cdir / "checkpoint", out / "ray_train", final, name=f"cycle_{k}"))
+        trained = stage(f"cycle_{k}/train", lambda: finetune_released(cdir, base, final, k))
         current = str(cdir / "checkpoint")
         ev = suites(f"cycle_{k}", current, cdir)
         entry = {
             "cycle": k,
             **{key: gen[key] for key in ("videos", "failed_videos", "generated", "answers", "kept_direct",
                                          "kept_rationalized", "rejected")},
+            "resumed_rows": gen.get("resumed_rows", 0),
             "eval_accuracy": ev["accuracy"],
             "eval": ev.get("scores", {}),
             "trained_answers": kept_answer_stats(cdir / "train.json"),
@@ -278,7 +322,4 @@ def run(cfg: Config, out: str | Path, resume: bool = False) -> dict:
                 f"by {cfg.early_stop_margin}")
             break
         best = max(best, ev["accuracy"])
-    atomic_write_json(out / "metrics.json", metrics)
-    report.write(out, metrics)
-    print(report.table(metrics), flush=True)
     return metrics

@@ -35,9 +35,15 @@ def read_json(path: str | os.PathLike) -> Any:
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any, str]]:
     """``(line number, value, "")`` for each non-empty line of a JSONL file, or ``(n, None, why)`` when a
-    line is not valid JSON; callers decide whether that stops them or is skipped."""
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    line is not UTF-8 text or not valid JSON; callers decide whether that stops them or is skipped.
+    Lines are read as bytes and split on ``\\n`` only, so line numbers are what an editor shows."""
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield n, None, f"not UTF-8 text (byte {e.start}: {raw[e.start:e.start + 4]!r})"
+                continue
             if not line.strip():
                 continue
             try:

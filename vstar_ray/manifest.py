@@ -8,6 +8,7 @@ optional ``start``/``end`` (seconds), ``source``, ``split``, ``labels`` and ``ve
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,8 @@ def validate_manifest(path: str | os.PathLike) -> int:
     missing = [c for c in REQUIRED if c not in table.column_names]
     if missing:
         raise ManifestError(f"manifest {path}: missing column(s) {missing}")
+    if table.num_rows == 0:
+        raise ManifestError(f"manifest {path} has no rows")
     seen: set[str] = set()
     for i, row in enumerate(table.select([c for c in table.column_names if c in SCHEMA.names]).to_pylist()):
         rid = row.get("id")
@@ -77,6 +80,9 @@ def validate_manifest(path: str | os.PathLike) -> int:
         seen.add(rid)
         if not isinstance(row.get("video"), str) or not row["video"]:
             raise ManifestError(f"manifest {path}: row {rid!r}: 'video' must be a non-empty string")
+        window_error = clip_window_error(row.get("start"), row.get("end"))
+        if window_error:
+            raise ManifestError(f"manifest {path}: row {rid!r}: {window_error}")
         try:
             labels = json.loads(row["labels"]) if isinstance(row["labels"], str) else row["labels"]
             verifiers = json.loads(row["verifiers"]) if isinstance(row["verifiers"], str) else row["verifiers"]
@@ -93,6 +99,20 @@ def validate_manifest(path: str | os.PathLike) -> int:
             except ValueError as e:
                 raise ManifestError(f"manifest {path}: row {rid!r}: label {name!r}: {e}") from e
     return table.num_rows
+
+
+def clip_window_error(start: Any, end: Any) -> str:
+    """Why a row's ``start``/``end`` (seconds, either may be missing) is not a clip window; '' when it is."""
+    given = {k: v for k, v in (("start", start), ("end", end))
+             if v is not None and not (isinstance(v, float) and math.isnan(v))}
+    for key, value in given.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            return f"'{key}' must be a number of seconds, got {value!r}"
+        if value < 0:
+            return f"'{key}' must not be negative, got {value}"
+    if len(given) == 2 and given["start"] >= given["end"]:
+        return f"'start' ({given['start']}) must be before 'end' ({given['end']})"
+    return ""
 
 
 def is_uri(path: str) -> bool:

@@ -196,6 +196,7 @@ class TrainingBatch:
     label_tokens: int  # tokens the loss covers
     truncated: int  # samples whose answer was cut at max_length (their end-of-turn token is lost)
     too_long: int  # samples left out: their prompt and video alone reach max_length
+    samples: int  # samples given (those left out included)
 
 
 def training_batch(
@@ -227,7 +228,8 @@ def training_batch(
         for key in TEXT_KEYS:
             if key in full:
                 full[key] = full[key][:, :max_length]
-    return TrainingBatch(dict(full), int((full["labels"] != IGNORE_INDEX).sum()), truncated, len(prompts) - len(fits))
+    return TrainingBatch(dict(full), int((full["labels"] != IGNORE_INDEX).sum()), truncated, len(prompts) - len(fits),
+                         len(prompts))
 
 
 def prompt_tokens(processor, num_frames: int, frame_size: int, prompt: str = "Question: What happens?") -> dict:

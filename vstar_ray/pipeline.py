@@ -1,46 +1,64 @@
 """One generation pass over a manifest, as a Ray Data chain.
 
-    read manifest ─► decode (CPU tasks) ─► answer (actor pool) ─► verify (CPU)
-                 ─► rationalize failures (actor pool) ─► verify (CPU) ─► parquet
+    read manifest ─► decode (CPU tasks) ─► answer (generator actors) ─► verify (CPU)
+                 ─► rationalize failures (generator actors) ─► verify (CPU) ─► commit (parquet shards)
 
-``mode="eval"`` decodes greedily and skips rationalization. The output folder is written
-to a temporary name and renamed when complete, so a half-written pass is never mistaken
-for a finished one.
+``mode="eval"`` decodes greedily and skips rationalization; ``mode="raw"`` answers each row's own prompt
+(benchmarks). The generator actors belong to the run (``generators.GeneratorPool``): a pass reaches them
+through light tasks, so passes start no model process of their own.
+
+A pass survives being killed. Every finished batch is committed as its own parquet shard in
+``.<out>.partial/`` (temporary name, then rename); when every row is there the folder becomes ``out``.
+``resume=True`` keeps the shards a killed pass committed and generates only the rows missing from them
+(``resumed_rows`` in the summary). A watchdog turns a pass in which no row moved through any stage for
+``generate.stall_timeout_s`` into a ``PassStalled`` error naming the stage where rows stopped.
 """
 
 from __future__ import annotations
 
 import json
-import math
+import queue
 import shutil
+import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
-from ray.data import ActorPoolStrategy
+from ray.data import TaskPoolStrategy
 
 from vstar_ray.config import Config
-from vstar_ray.generate import Generator
-from vstar_ray.io import replace_dir
+from vstar_ray.generators import GeneratorPool, PassGenerators
+from vstar_ray.io import atomic_write_json, replace_dir
 from vstar_ray.manifest import video_root_for
-from vstar_ray.stages import VIDEO_COLUMNS, decode_batch, finalize_batch, verify_batch
+from vstar_ray.stages import (SHARD_PREFIX, VIDEO_COLUMNS, commit_batch, counted, decode_batch, finalize_batch,
+                              generate_batch, verify_batch)
 from vstar_ray.verify import load_thresholds
 
 STAGE_SECONDS = ("decode_s", "answer_s", "verify_direct_s", "rationalize_s", "verify_rationalized_s")
 STAGE_NODES = ("decode_node", "answer_node", "rationalize_node")
 GENERATOR_CALLS = ("answer_call", "rationalize_call")
+STAGE_ORDER = ("decode", "answer", "verify", "rationalize", "verify_rationalized", "commit")
 ROWS_PER_DECODE_TASK_BATCHES = 4  # decode batches per input block (one decode task each)
+IN_FLIGHT_PER_ACTOR = 2  # generate_batch tasks waiting per generator actor and per generation stage
+CLIENT_CPUS = 0.01  # a generate_batch task only waits on the actors
+PROGRESS_EVERY_S = 2.0  # how often a pass's progress file is written and its watchdog looks
+
+
+class PassStalled(RuntimeError):
+    """No row moved through any stage of a pass for ``generate.stall_timeout_s``; names the stage."""
 
 
 def generator_busy(calls: list[str]) -> dict:
     """How much of each generator actor's warm wall time went into ``generate()``.
 
     ``calls`` are the per-row ``*_call`` records ``[actor, start, end, generate_s]`` (one per batch,
-    repeated on its rows). An actor's span runs from the start of its first batch to the end of its
-    last (model loading is before the span), so ``fraction`` is the busy share of the warm pipeline."""
+    repeated on its rows) of every generation stage of a pass: answer and rationalize batches share the
+    actors. An actor's span runs from the start of its first batch's generation to the end of its last
+    (loading a model is before it), so ``fraction`` is the busy share of the warm pipeline."""
     per_actor: dict[str, set] = {}
     for record in calls:
         if record:
@@ -49,6 +67,8 @@ def generator_busy(calls: list[str]) -> dict:
     busy = sum(g for batches in per_actor.values() for _, _, g in batches)
     in_call = sum(e - s for batches in per_actor.values() for s, e, _ in batches)
     span = sum(max(e for _, e, _ in b) - min(s for s, _, _ in b) for b in per_actor.values())
+    fractions = [sum(g for _, _, g in b) / (max(e for _, e, _ in b) - min(s for s, _, _ in b))
+                 for b in per_actor.values() if max(e for _, e, _ in b) > min(s for s, _, _ in b)]
     return {
         "actors": len(per_actor),
         "calls": sum(len(b) for b in per_actor.values()),
@@ -56,115 +76,210 @@ def generator_busy(calls: list[str]) -> dict:
         "span_s": round(span, 2),
         "fraction": round(busy / span, 4) if span > 0 else None,
         "in_call_fraction": round(in_call / span, 4) if span > 0 else None,
+        "least_busy_actor": round(min(fractions), 4) if fractions else None,
     }
 
 
-def _generator_args(cfg: Config, model_path: str) -> tuple[dict, dict]:
-    gen = cfg.generate
-    generator_args = dict(
-        model_path=model_path,
-        max_new_tokens=gen.max_new_tokens,
-        do_sample=gen.do_sample,
-        temperature=gen.temperature,
-        dtype=cfg.model.dtype,
-        trust_remote_code=cfg.model.trust_remote_code,
-        seed=cfg.seed,
-        engine=gen.engine,
-    )
-    actors = dict(
-        compute=ActorPoolStrategy(min_size=gen.min_actors, max_size=gen.max_actors),
-        num_gpus=gen.num_gpus,
-        num_cpus=gen.num_cpus,
-        batch_size=gen.batch_size,
-        scheduling_strategy="SPREAD",  # generator actors across nodes rather than packed onto the first
-    )
-    return generator_args, actors
-
-
-def _decoded(cfg: Config, ds: ray.data.Dataset, video_root: str) -> ray.data.Dataset:
+def _decoded(cfg: Config, ds: ray.data.Dataset, video_root: str, generators: PassGenerators) -> ray.data.Dataset:
     data = cfg.data
     return ds.map_batches(
-        decode_batch,
+        counted(decode_batch, "decode", generators),
         fn_kwargs=dict(video_root=video_root, num_frames=data.num_frames, size=data.frame_size,
                        timeout_s=data.decode_timeout_s, folder_fps=data.frame_folder_fps),
         batch_size=data.decode_batch_size,
         num_cpus=data.decode_num_cpus,
         scheduling_strategy="SPREAD",  # decode across nodes
-        # Ray Data fuses a task into the next actor op when their remote args match (the scheduling
-        # strategy is inherited); a retry count only tasks have keeps decoding out of the generator
-        # actor (DESIGN.md 5: a hanging decoder must never stall generation), and retries a decode
-        # task whose worker crashed.
+        max_retries=3,  # a decode task whose worker crashed runs again
+    )
+
+
+def _asked(cfg: Config, ds: ray.data.Dataset, generators: PassGenerators, mode: str, actors: int) -> ray.data.Dataset:
+    """Rows go to the run's generator actors (``generators``) from light tasks that wait on them; a few
+    batches per actor are in flight, so no actor waits for work."""
+    return ds.map_batches(
+        generate_batch,
+        fn_kwargs=dict(generators=generators, mode=mode),
+        batch_size=cfg.generate.batch_size,
+        compute=TaskPoolStrategy(size=IN_FLIGHT_PER_ACTOR * actors),
+        num_cpus=CLIENT_CPUS,
         max_retries=3,
     )
 
 
-def build_dataset(cfg: Config, manifest: str, model_path: str, mode: str) -> ray.data.Dataset:
-    """The pass as one readable chain of ``map_batches`` calls; each shows where it runs."""
+def _verified(cfg: Config, ds: ray.data.Dataset, generators: PassGenerators, prefix: str, column: str,
+              thresholds: dict) -> ray.data.Dataset:
+    stage = "verify" if prefix == "direct" else "verify_rationalized"
+    return ds.map_batches(counted(verify_batch, stage, generators),
+                          fn_kwargs=dict(prefix=prefix, answer_column=column, thresholds=thresholds,
+                                         embedding_model=cfg.verify.embedding_model),
+                          num_cpus=cfg.verify.num_cpus)
+
+
+def build_dataset(cfg: Config, rows: str, video_root: str, generators: PassGenerators, mode: str, actors: int,
+                  folder: str) -> ray.data.Dataset:
+    """The pass as one readable chain of ``map_batches`` calls; each shows where it runs. Its output is one
+    row per committed shard (``commit_batch``): the rows themselves are in ``folder``."""
     rationalize = mode == "train" and cfg.rationalize
     thresholds = load_thresholds(cfg.verify.thresholds)
-    generator_args, actors = _generator_args(cfg, model_path)
-    ds = _decoded(cfg, read_manifest(cfg, manifest), video_root_for(manifest, cfg.data.video_root))
-    ds = ds.map_batches(Generator, fn_constructor_kwargs={**generator_args, "mode": "eval" if mode == "eval" else "answer"},
-                        **actors)
-    ds = ds.map_batches(verify_batch, fn_kwargs=dict(prefix="direct", answer_column="answer", thresholds=thresholds,
-                                                      embedding_model=cfg.verify.embedding_model),
-                        num_cpus=cfg.verify.num_cpus)
-    if rationalize:
-        ds = ds.map_batches(Generator, fn_constructor_kwargs={**generator_args, "mode": "rationalize"}, **actors)
-        ds = ds.map_batches(verify_batch, fn_kwargs=dict(prefix="rationalized", answer_column="rationalized_answer",
-                                                         thresholds=thresholds,
-                                                         embedding_model=cfg.verify.embedding_model),
-                            num_cpus=cfg.verify.num_cpus)
-    return ds.map_batches(finalize_batch, fn_kwargs=dict(rationalized=rationalize), num_cpus=cfg.verify.num_cpus)
+    ds = _decoded(cfg, read_manifest(cfg, rows), video_root, generators)                   # CPU tasks
+    ds = _asked(cfg, ds, generators, "answer" if mode == "train" else mode, actors)        # generator actors
+    if mode == "raw":
+        ds = ds.drop_columns(list(VIDEO_COLUMNS), num_cpus=cfg.verify.num_cpus)
+    else:
+        ds = _verified(cfg, ds, generators, "direct", "answer", thresholds)                # CPU
+        if rationalize:
+            ds = _asked(cfg, ds, generators, "rationalize", actors)                        # generator actors
+            ds = _verified(cfg, ds, generators, "rationalized", "rationalized_answer", thresholds)
+        ds = ds.map_batches(finalize_batch, fn_kwargs=dict(rationalized=rationalize), num_cpus=cfg.verify.num_cpus)
+    return ds.map_batches(counted(commit_batch, "commit", generators), fn_kwargs=dict(folder=folder),
+                          num_cpus=cfg.verify.num_cpus)                                   # parquet shards
 
 
-def answer_prompts(cfg: Config, rows: str, video_root: str, model_path: str, out_dir: str | Path) -> float:
-    """Greedy answers to rows that carry their own ``prompt`` (benchmarks); writes ``out_dir`` atomically.
-    Same decode stage and generator pool as a generation pass. Returns the wall seconds."""
+def read_manifest(cfg: Config, path: str, columns: list[str] | None = None) -> ray.data.Dataset:
+    """Parquet rows as a Dataset: read here with pyarrow and handed to Ray Data in blocks of a few decode
+    batches (one decode task each, so clips decode in parallel and blocks do not grow with the manifest).
+
+    No Ray task reads, samples or inspects the rows before the pass runs: Ray 2.60's parquet datasource (and
+    ``from_arrow``) run such tasks asking for a whole CPU, and on a cluster of 1-CPU nodes whose generator
+    actors hold a share of each CPU for the whole run they never ran (tests/test_job_submit.py).
+    ``from_blocks`` takes the blocks' metadata here."""
+    if columns is not None:
+        present = set(pq.ParquetDataset(path).schema.names)
+        columns = [c for c in columns if c in present]
+    table = pq.read_table(path, columns=columns)
+    step = ROWS_PER_DECODE_TASK_BATCHES * cfg.data.decode_batch_size
+    return ray.data.from_blocks([table.slice(i, step) for i in range(0, max(1, table.num_rows), step)])
+
+
+def _pool(cfg: Config, pool: GeneratorPool | None):
+    """The run's pool, or one for this pass alone (``vstar generate``/``eval``), closed after it."""
+    return nullcontext(pool) if pool is not None else GeneratorPool.start(cfg, training=False)
+
+
+def committed_ids(folder: Path) -> set[str]:
+    """Ids in the shards a pass committed; an unreadable shard (a crash while the disk wrote it) is dropped
+    and its rows are generated again."""
+    ids: set[str] = set()
+    for unfinished in folder.glob(f".{SHARD_PREFIX}*.tmp"):  # a shard whose writer was killed
+        unfinished.unlink()
+    for shard in sorted(folder.glob(f"{SHARD_PREFIX}*.parquet")):
+        try:
+            ids.update(pq.read_table(shard, columns=["id"])["id"].to_pylist())
+        except (OSError, pa.ArrowException):
+            shard.unlink()
+    return ids
+
+
+def _describe_stall(report: dict, stages: list[str], total: int, timeout_s: float) -> str:
+    counts = {s: report["stages"].get(s, {"rows": 0, "idle_s": None}) for s in stages}
+    upstream, stuck = total, stages[0]
+    for stage in stages:
+        if counts[stage]["rows"] < upstream:
+            stuck = stage
+            break
+        upstream = counts[stage]["rows"]
+    rows = ", ".join(f"{s} {c['rows']}" for s, c in counts.items())
+    actors = ", ".join(f"{a['state']} for {a['for_s']:.0f}s" for a in report["actors"])
+    return (f"no row moved through any stage for {timeout_s:.0f}s (generate.stall_timeout_s): rows stopped at "
+            f"'{stuck}'. Rows finished per stage: {rows} of {total}. Generator actors: {actors}")
+
+
+def _execute(ds: ray.data.Dataset, pool: GeneratorPool, generators: PassGenerators, stages: list[str], total: int,
+             timeout_s: float, progress_file: Path, on_rows=None) -> int:
+    """Run the chain to its end from a helper thread while this thread watches it: every few seconds it
+    writes the rows each stage has finished to ``progress_file`` and checks for a stall (``PassStalled``).
+    Returns the rows committed; Ctrl-C reaches this thread at once."""
+    events: queue.Queue = queue.Queue()
+
+    def consume() -> None:
+        try:
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                events.put(("rows", int(batch["rows"].sum())))
+            events.put(("done", None))
+        except BaseException as e:  # handed to the watching thread
+            events.put(("error", e))
+
+    threading.Thread(target=consume, name="pass", daemon=True).start()
+    committed, last_move, next_look = 0, time.time(), time.time() + PROGRESS_EVERY_S
+    while True:
+        try:
+            kind, value = events.get(timeout=0.5)
+        except queue.Empty:
+            kind, value = "", None
+        if kind == "error":
+            raise value
+        if kind == "done":
+            return committed
+        if kind == "rows":
+            committed += value
+            last_move = time.time()
+            if on_rows is not None:
+                on_rows(committed, total)
+        if time.time() >= next_look:
+            next_look = time.time() + PROGRESS_EVERY_S
+            report = pool.report(generators)
+            idle = [c["idle_s"] for c in report["stages"].values()]
+            if idle:
+                last_move = max(last_move, time.time() - min(idle))
+            atomic_write_json(progress_file, {"total": total, "committed": committed, **report,
+                                              "updated": time.time()})
+            if timeout_s > 0 and time.time() - last_move > timeout_s:
+                raise PassStalled(_describe_stall(report, stages, total, timeout_s))
+
+
+def run_pass(cfg: Config, manifest: str, model_path: str, out_dir: str | Path, mode: str,
+             pool: GeneratorPool | None = None, resume: bool = False, video_root: str | None = None,
+             on_rows=None) -> dict:
+    """Run one pass and write ``out_dir`` (parquet shards); returns its counts, timings and nodes.
+
+    ``mode``: train (answer, verify, rationalize failures), eval (greedy answers, verified) or raw (each row's
+    own ``prompt``, greedy, not verified). ``resume`` keeps the rows a killed run of this pass committed."""
     start = time.time()
-    generator_args, actors = _generator_args(cfg, model_path)
-    ds = _decoded(cfg, read_manifest(cfg, rows), video_root)
-    ds = ds.map_batches(Generator, fn_constructor_kwargs={**generator_args, "mode": "raw"}, **actors)
-    _write(cfg, ds.drop_columns(list(VIDEO_COLUMNS), num_cpus=cfg.verify.num_cpus), out_dir)
-    return time.time() - start
-
-
-def read_manifest(cfg: Config, path: str) -> ray.data.Dataset:
-    """Parquet rows as a Dataset. Reads and writes are light: they ask for ``verify.num_cpus``, not
-    Ray Data's default whole CPU, which no node may have free while the generator actors are up.
-    Ray 2.60's default read path lists files in a task that always asks for 1 CPU and ignores
-    ``num_cpus``; on a cluster of 1-CPU nodes with SPREAD generator actors that task never ran
-    (tests/test_job_submit.py), so the read uses the previous datasource, which honours it."""
-    import pyarrow.dataset as pds
-
-    # One block per few decode batches: a manifest file is otherwise one block, decoded by one task
-    # (no parallel decoding) into output blocks that grow with the dataset (the memory benchmark's
-    # object-store peak grew 3.4x from 1,000 to 4,000 videos before this).
-    num_rows = pds.dataset(path, format="parquet").count_rows()
-    blocks = max(1, math.ceil(num_rows / (ROWS_PER_DECODE_TASK_BATCHES * cfg.data.decode_batch_size)))
-    ctx = ray.data.DataContext.get_current()
-    previous, ctx.use_datasource_v2 = ctx.use_datasource_v2, False
-    try:
-        return ray.data.read_parquet(path, num_cpus=cfg.verify.num_cpus, override_num_blocks=blocks)
-    finally:
-        ctx.use_datasource_v2 = previous
-
-
-def _write(cfg: Config, ds: ray.data.Dataset, out_dir: str | Path) -> None:
-    """Executes ``ds`` into a temporary folder renamed to ``out_dir`` when complete: a half-written pass is
-    never mistaken for a finished one."""
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    ds.write_parquet(str(tmp), ray_remote_args={"num_cpus": cfg.verify.num_cpus})
-    replace_dir(tmp, out_dir)
+    partial = out_dir.with_name(f".{out_dir.name}.partial")
+    todo = out_dir.with_name(f".{out_dir.name}.todo.parquet")
+    progress = out_dir.with_name(f".{out_dir.name}.progress.json")  # rows per stage, every few seconds
+    if not resume:
+        shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True, exist_ok=True)
+    done = committed_ids(partial)
+    table = pq.read_table(manifest)
+    expected = table["id"].to_pylist()
+    remaining = table.filter(pc.invert(pc.is_in(table["id"], pa.array(sorted(done), pa.string())))) if done else table
+    if remaining.num_rows:
+        pq.write_table(remaining, todo)
+        with _pool(cfg, pool) as generators_pool:
+            generators = generators_pool.for_pass(model_path, mode)
+            actors = max(1, len(generators_pool.actors))
+            stages = ["decode", "answer"] + ([] if mode == "raw" else ["verify"])
+            if mode == "train" and cfg.rationalize:
+                stages += ["rationalize", "verify_rationalized"]
+            ds = build_dataset(cfg, str(todo), video_root or video_root_for(manifest, cfg.data.video_root),
+                               generators, mode, actors, str(partial))
+            try:
+                _execute(ds, generators_pool, generators, stages + ["commit"], remaining.num_rows,
+                         cfg.generate.stall_timeout_s, progress, on_rows)
+            finally:
+                generators_pool.end_pass(generators)
+        todo.unlink(missing_ok=True)
+        progress.unlink(missing_ok=True)
+    ids = pq.read_table(partial, columns=["id"])["id"].to_pylist()
+    missing, extra = set(expected) - set(ids), len(ids) - len(set(ids))
+    if missing or extra or len(ids) != len(expected):
+        raise RuntimeError(f"pass into {out_dir} ended with {len(missing)} rows missing (e.g. {sorted(missing)[:3]}) "
+                           f"and {extra} committed twice; its shards stay in {partial} for --resume")
+    replace_dir(partial, out_dir)
+    wall_s = time.time() - start
+    if mode == "raw":
+        return {"videos": len(ids), "resumed_rows": len(done), "seconds": round(wall_s, 2)}
+    return {**summarize(out_dir, wall_s=wall_s), "resumed_rows": len(done)}
 
 
-def run_pass(cfg: Config, manifest: str, model_path: str, out_dir: str | Path, mode: str) -> dict:
-    """Run one pass and write ``out_dir`` (parquet shards); returns its counts, timings and nodes."""
-    start = time.time()
-    _write(cfg, build_dataset(cfg, manifest, model_path, mode), out_dir)
-    return summarize(out_dir, wall_s=time.time() - start)
+def answer_prompts(cfg: Config, rows: str, video_root: str, model_path: str, out_dir: str | Path,
+                   pool: GeneratorPool | None = None) -> float:
+    """Greedy answers to rows that carry their own ``prompt`` (benchmarks); writes ``out_dir``. Same decode
+    stage and generator actors as a generation pass. Returns the wall seconds."""
+    return run_pass(cfg, rows, model_path, out_dir, "raw", pool=pool, video_root=video_root)["seconds"]
 
 
 def label_pass(manifest: str, out_dir: str | Path) -> dict:
@@ -218,8 +333,8 @@ def summarize(out_dir: str | Path, wall_s: float | None = None) -> dict:
         "accuracy": round(kept_direct / generated, 4) if generated else 0.0,
         "busy_seconds": busy,
         "nodes": nodes,
-        "generator_busy": {c.removesuffix("_call"): generator_busy(table[c].to_pylist())
-                           for c in GENERATOR_CALLS if c in table.column_names},
+        "generator_busy": generator_busy([r for c in GENERATOR_CALLS if c in table.column_names
+                                          for r in table[c].to_pylist()]),
     }
     if wall_s is not None:
         summary["seconds"] = round(wall_s, 2)

@@ -1,15 +1,25 @@
-"""The CPU stages of a generation pass, as plain functions over numpy batches."""
+"""The stages of a generation pass, as plain functions over numpy batches.
+
+``decode_batch``, ``verify_batch`` and ``finalize_batch`` run on CPUs; ``generate_batch`` hands its rows to
+the run's generator actors (``generators``) and waits; ``commit_batch`` writes the finished rows as one
+parquet shard, so that a pass killed half-way keeps what it committed (``pipeline``).
+"""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 
+from vstar_ray import questions
+from vstar_ray.decode_worker import decode_with_timeout
 from vstar_ray.manifest import resolve_video
 from vstar_ray.verify import RecordError, set_embedding_model, verify_many
-from vstar_ray.decode_worker import decode_with_timeout
 from vstar_ray.video import DecodeError
 
 
@@ -107,3 +117,98 @@ def finalize_batch(batch: dict[str, np.ndarray], rationalized: bool) -> dict[str
         dtype=object,
     )
     return batch
+
+
+# what each generation mode writes: its answer column, its prompt column, and its stage name in timings
+MODES = {"answer": ("answer", "prompt", "answer"), "eval": ("answer", "prompt", "answer"),
+         "raw": ("answer", "prompt", "answer"), "rationalize": ("rationalized_answer", "rationalize_prompt", "rationalize")}
+
+
+def _prompt(batch: dict[str, np.ndarray], i: int, mode: str) -> str:
+    if mode == "rationalize":
+        return questions.rationalize_prompt(batch["question"][i], json.loads(batch["labels"][i]))
+    if mode == "raw":  # benchmarks: the row carries its own prompt
+        return str(batch["prompt"][i])
+    return questions.answer_prompt(batch["question"][i])
+
+
+def generate_batch(batch: dict[str, np.ndarray], generators, mode: str) -> dict[str, np.ndarray]:
+    """Answers for every decodable row (``rationalize``: only rows whose direct answer failed), from the run's
+    generator actors. Adds the answer and prompt columns, the stage's seconds and node, and a ``*_call`` record
+    ``[actor, start, end, generate_s]`` of the call (``pipeline.generator_busy``).
+
+    Sampling is seeded per batch from the run's seed and the ids the batch generates for, so a batch that is
+    retried or resumed samples the same answers."""
+    start = time.perf_counter()
+    answer_column, prompt_column, stage = MODES[mode]
+    n = len(batch["id"])
+    todo = [i for i in range(n) if not batch["error"][i]]
+    if mode == "rationalize":
+        todo = [i for i in todo if not batch["direct_verified"][i]]
+    outputs, prompts = [""] * n, [""] * n
+    for i in todo:
+        prompts[i] = _prompt(batch, i, mode)
+    call, node = "", ""
+    if todo:
+        from vstar_ray.models import video_metadata
+
+        key = mode + ":" + ",".join(str(batch["id"][i]) for i in todo)
+        seed = generators.seed + int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big")
+        result = generators.generate(
+            [batch["frames"][i] for i in todo], [prompts[i] for i in todo],
+            [video_metadata(batch["fps"][i], batch["frame_index"][i], batch["clip_frames"][i]) for i in todo], seed)
+        for i, answer in zip(todo, result["answers"]):
+            outputs[i] = answer
+        call = json.dumps([result["actor"], result["start"], result["end"], result["generate_s"]])
+        node = result["node"]
+    batch[answer_column] = np.array(outputs, dtype=object)
+    batch[prompt_column] = np.array(prompts, dtype=object)
+    batch[f"{stage}_s"] = np.full(n, (time.perf_counter() - start) / max(n, 1))
+    batch[f"{stage}_node"] = np.array([node] * n, dtype=object)
+    batch[f"{stage}_call"] = np.array([call] * n, dtype=object)  # one record of the call, repeated on its rows
+    generators.count(mode if mode == "rationalize" else "answer", n)
+    return batch
+
+
+SHARD_PREFIX = "part-"
+
+
+def _column(values: np.ndarray):
+    import pyarrow as pa
+
+    if values.dtype == object and all(v is None or isinstance(v, str) for v in values):
+        return pa.array(list(values), type=pa.string())  # an all-None column stays a string column
+    return pa.array(values)
+
+
+def commit_batch(batch: dict[str, np.ndarray], folder: str) -> dict[str, np.ndarray]:
+    """Write the batch's finished rows as one parquet shard, atomically (temporary name, then rename).
+
+    The shard is named after the ids it holds, so a retried batch replaces its own shard instead of adding
+    a second copy. Returns one row per committed shard: its row count."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = len(batch["id"])
+    if n:
+        table = pa.table({name: _column(np.asarray(values)) for name, values in batch.items()})
+        digest = hashlib.sha1("\n".join(map(str, batch["id"])).encode()).hexdigest()[:20]
+        path = Path(folder) / f"{SHARD_PREFIX}{digest}.parquet"
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    return {"rows": np.array([n], dtype=np.int64)}
+
+
+def counted(fn, stage: str, generators):
+    """``fn`` that also tells the pass's router how many rows it finished (what the pass watchdog reads).
+    Keeps ``fn``'s name, which Ray Data gives the operator."""
+
+    @functools.wraps(fn)
+    def stage_fn(batch: dict[str, np.ndarray], **kwargs) -> dict[str, np.ndarray]:
+        n = len(batch["id"])
+        out = fn(batch, **kwargs)
+        generators.count(stage, n)
+        return out
+
+    return stage_fn

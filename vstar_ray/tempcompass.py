@@ -204,7 +204,7 @@ def score(predictions: list[dict[str, Any]], judge: Callable | None = None) -> d
 
 
 def run(cfg, questions_dir: str | Path, videos_dir: str | Path, model: str, out: str | Path,
-        tasks: list[str] | None = None, judge: str | None = None, limit: int = 0) -> dict[str, Any]:
+        tasks: list[str] | None = None, judge: str | None = None, limit: int = 0, pool=None) -> dict[str, Any]:
     """Answer every question whose video exists (greedy, the generator pool), score, write
     ``out/results.json``, ``out/results.md`` and ``out/predictions.jsonl`` (prompt, prediction, match)."""
     import pyarrow as pa
@@ -232,7 +232,7 @@ def run(cfg, questions_dir: str | Path, videos_dir: str | Path, model: str, out:
                                f"expected files named <video_id>.mp4 such as {missing[0] if missing else '?'}.mp4)")
     rows_path = out / "questions.parquet"
     pq.write_table(pa.Table.from_pylist(rows), rows_path)
-    seconds = answer_prompts(cfg, str(rows_path), str(videos_dir), model, out / "predictions")
+    seconds = answer_prompts(cfg, str(rows_path), str(videos_dir), model, out / "predictions", pool=pool)
     predictions, failed = [], set()
     for p in pq.read_table(out / "predictions").to_pylist():
         if p["error"]:

@@ -1,16 +1,21 @@
 """One STaR finetune with Ray Train: FSDP2 over all workers, answer-only loss, optional LoRA.
 
-Kept records (prompt without hint, kept answer) are decoded by Ray Data and streamed to the
-workers (``get_dataset_shard``). Each worker loads the base model through ``from_pretrained``,
-wraps it with peft (optional) and ``fully_shard`` (gloo + fp32 on CPU, nccl + bf16 on GPU),
-trains with AdamW and a cosine schedule with warmup, and rank 0 writes an HF-format model
-(or adapter) that ``from_pretrained`` and the next cycle's generators load.
+Kept records (prompt without hint, kept answer; ``training_rows``) are decoded by Ray Data and streamed
+to the workers (``get_dataset_shard``). Each worker loads the base model through ``from_pretrained``,
+wraps it with peft (optional), turns on activation checkpointing and shards it with ``fully_shard``
+(``train_step``: gloo + fp32 on CPU; nccl + bf16-mixed on GPUs, float32 master weights and AdamW state),
+trains with AdamW and a cosine schedule with warmup, accumulating micro-batches to
+``train.global_batch_size``, and rank 0 writes an HF-format model (or adapter) in ``model.dtype`` that
+``from_pretrained`` and the next cycle's generators load.
+
+Limits: checkpoints are taken at the end of each epoch only (a restarted worker group repeats the epoch
+it was in); sequence packing and tensor/sequence parallelism are not implemented; ``fsdp: false`` with
+several workers uses DDP, which keeps a whole model per GPU.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import shutil
 import tempfile
@@ -18,30 +23,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import ray
 import torch
 
-from vstar_ray import models
+from vstar_ray import models, train_step
 from vstar_ray.config import Config
 from vstar_ray.io import replace_dir
-from vstar_ray.manifest import video_root_for
-from vstar_ray.pipeline import read_manifest
-from vstar_ray.stages import VIDEO_COLUMNS, decode_batch
-
-
-def _shard(model, world: int, device_type: str) -> None:
-    """FSDP2: shard every transformer block the model declares unsplittable, then the root."""
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import fully_shard
-
-    mesh = init_device_mesh(device_type, (world,))
-    block_names = set(getattr(model, "_no_split_modules", None) or [])
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    block_names |= set(getattr(base, "_no_split_modules", None) or [])
-    for module in list(model.modules()):
-        if type(module).__name__ in block_names:
-            fully_shard(module, mesh=mesh)
-    fully_shard(model, mesh=mesh)
+from vstar_ray.training_rows import count_trained, training_dataset
 
 
 def _cosine_with_warmup(total_steps: int, warmup_ratio: float):
@@ -56,15 +43,16 @@ def _cosine_with_warmup(total_steps: int, warmup_ratio: float):
     return factor
 
 
-def _save_checkpoint(model, optimizer, processor, state: dict, world: int, fsdp: bool, rank: int, metrics: dict) -> None:
-    """Report an HF-format checkpoint (plus ``trainer_state.pt``: optimizer, scheduler, epoch) to Ray Train."""
+def _save_checkpoint(model, optimizer, processor, state: dict, rank: int, metrics: dict, dtype: torch.dtype) -> None:
+    """Report an HF-format checkpoint (plus ``trainer_state.pt``: optimizer, scheduler, epoch) to Ray Train. The
+    weights are saved in the model's own dtype (``model.dtype``: bfloat16 on GPUs), whatever they trained in."""
     import ray.train
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
 
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    sharded = world > 1 and fsdp
-    weights = get_model_state_dict(model, options=options) if sharded else None
-    optim = get_optimizer_state_dict(model, optimizer, options=options)  # collective under FSDP
+    weights = {k: v.to(dtype) if v.is_floating_point() else v
+               for k, v in get_model_state_dict(model, options=options).items()}  # collective under FSDP
+    optim = get_optimizer_state_dict(model, optimizer, options=options)
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = None
         if rank == 0:
@@ -133,24 +121,27 @@ def train_loop(config: dict) -> None:
     world, rank = ctx.get_world_size(), ctx.get_world_rank()
     device = ray.train.torch.get_device()
     torch.manual_seed(cfg.seed)
-    dtype = "float32" if device.type == "cpu" else cfg.model.dtype
+    mode = train_step.precision(t, device.type)
     resume = ray.train.get_checkpoint()
     with (resume.as_directory() if resume else contextlib.nullcontext(None)) as resume_dir:
-        model = _load_weights(cfg, base_model, resume_dir or base_model, device, dtype, resume is not None)
+        model = _load_weights(cfg, base_model, resume_dir or base_model, device, train_step.load_dtype(mode),
+                              resume is not None)
         state = torch.load(Path(resume_dir) / TRAINER_STATE, weights_only=False) if resume_dir else None
     processor = models.load_processor(base_model, cfg.model.trust_remote_code)
+    if train_step.activation_checkpointing(t):
+        train_step.enable_activation_checkpointing(model)
     if world > 1:
         if t.fsdp:
-            _shard(model, world, device.type)
+            train_step.shard(model, world, device.type, mode)
         else:
             model = ray.train.torch.prepare_model(model)
     model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
-    rows_per_worker = config["num_rows"] // world
-    steps_per_epoch = max(1, math.ceil(rows_per_worker / t.batch_size))
-    total_steps = steps_per_epoch * t.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine_with_warmup(total_steps, t.warmup_ratio))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=t.lr,
+                                  weight_decay=t.weight_decay)
+    accumulate = train_step.accumulation_steps(t, world)
+    steps_per_epoch = max(1, math.ceil(config["num_rows"] // world / (t.batch_size * accumulate)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                  _cosine_with_warmup(steps_per_epoch * t.epochs, t.warmup_ratio))
     first_epoch, step, losses = 0, 0, []
     if state is not None:
         set_optimizer_state_dict(model, optimizer, state["optimizer"], options=StateDictOptions(full_state_dict=True))
@@ -165,30 +156,29 @@ def train_loop(config: dict) -> None:
         dist.all_gather_object(node_ids, ray.get_runtime_context().get_node_id())
     else:
         node_ids = [ray.get_runtime_context().get_node_id()]
+
+    def take_step(micro_batches: list) -> None:
+        nonlocal step, samples, tokens
+        losses.append(train_step.step(model, micro_batches, optimizer, t.max_grad_norm, device, mode))
+        scheduler.step()
+        step += 1
+        samples += sum(mb.samples for mb in micro_batches)
+        tokens += sum(mb.label_tokens for mb in micro_batches)
+
     for epoch in range(first_epoch, t.epochs):
         cut = torch.zeros(2, dtype=torch.int64)  # this epoch's samples: answers truncated, prompts too long
+        pending = []
         for batch in shard.iter_batches(batch_size=t.batch_size, batch_format="numpy"):
             metadata = [models.video_metadata(f, i, c)
                         for f, i, c in zip(batch["fps"], batch["frame_index"], batch["clip_frames"])]
-            tb = models.training_batch(processor, list(batch["frames"]), list(batch["prompt"]),
-                                       list(batch["kept_answer"]), t.max_length, metadata)
-            inputs = {k: v.to(device) for k, v in tb.inputs.items()}
-            for key in ("pixel_values_videos", "pixel_values"):
-                if key in inputs:
-                    inputs[key] = inputs[key].to(next(model.parameters()).dtype)
-            # a sum over label tokens divided by their count: never NaN, also for a batch with no label left
-            loss = model(**inputs, num_items_in_batch=torch.tensor(max(1, tb.label_tokens), device=device)).loss
-            loss.backward()
-            if t.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            losses.append(float(loss.detach()))
-            samples += len(batch["prompt"])
-            tokens += tb.label_tokens
-            cut += torch.tensor([tb.truncated, tb.too_long])
+            pending.append(models.training_batch(processor, list(batch["frames"]), list(batch["prompt"]),
+                                                 list(batch["kept_answer"]), t.max_length, metadata))
+            cut += torch.tensor([pending[-1].truncated, pending[-1].too_long])
+            if len(pending) == accumulate:
+                take_step(pending)
+                pending = []
+        if pending:
+            take_step(pending)
         if dist.is_initialized():
             dist.all_reduce(cut)
         elapsed = max(1e-9, time.time() - start)
@@ -202,89 +192,19 @@ def train_loop(config: dict) -> None:
             "answers_truncated": int(cut[0]),
             "samples_too_long": int(cut[1]),
             "resumed_from_epoch": first_epoch,
+            "precision": mode,
+            "activation_checkpointing": train_step.activation_checkpointing(t),
+            "accumulation_steps": accumulate,
             "node_ids": sorted(set(node_ids)),
         }
         if rank == 0:
             print(f"[train] epoch {epoch + 1}/{t.epochs}: {step} steps, "
                   f"loss {np.mean(losses[-steps_per_epoch:]):.4f}", flush=True)
         trainer_state = {"epoch": epoch + 1, "step": step, "losses": losses, "scheduler": scheduler.state_dict()}
-        _save_checkpoint(model, optimizer, processor, trainer_state, world, t.fsdp, rank, metrics)
+        _save_checkpoint(model, optimizer, processor, trainer_state, rank, metrics,
+                         models.torch_dtype(cfg.model.dtype, device.type))
     if dist.is_initialized():
         dist.barrier()
-
-
-def trained_sources(final_cycle: bool, keep_rationalized: str) -> set[str]:
-    """Which kept answers a cycle trains on: rationalized ones too, except in the final cycle if configured;
-    template label answers (``train_on: labels``) always."""
-    if final_cycle and keep_rationalized == "intermediate":
-        return {"direct", "label"}
-    return {"direct", "rationalized", "label"}
-
-
-SELECTION_COLUMNS = ("kept_from", "kept_answer", "answer", "error")
-
-
-def training_pairs(columns: dict, train_on: str, sources: set[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Which rows of a generated pass a cycle trains on, and the answer each trains on.
-
-    ``verified`` and ``labels``: the kept answer of rows kept from ``sources``. ``unfiltered`` (the
-    no-filter ablation): every decoded row's direct answer, verified or not."""
-    if train_on == "unfiltered":
-        answers = np.asarray(columns["answer"], dtype=object)
-        keep = np.array([not e and bool(a) for e, a in zip(columns["error"], answers)], dtype=bool)
-        return keep, answers
-    keep = np.array([k in sources for k in columns["kept_from"]], dtype=bool)
-    return keep, np.asarray(columns["kept_answer"], dtype=object)
-
-
-def hinted_copies(columns: dict, keep: np.ndarray, cfg: Config) -> np.ndarray:
-    """Of the rows ``training_pairs`` keeps, those whose rationalized answer is trained a second time under
-    its hint prompt (``train.hinted_copies``)."""
-    if not (cfg.train.hinted_copies and cfg.train_on == "verified"):
-        return np.zeros(len(keep), dtype=bool)
-    return keep & (np.asarray(columns["kept_from"], dtype=object) == "rationalized")
-
-
-def training_dataset(cfg: Config, generated_dir: str | Path, manifest: str, final_cycle: bool) -> ray.data.Dataset:
-    """The rows a cycle trains on (``training_pairs``) under their question, and ``hinted_copies`` under
-    their hint prompt, decoded again for training."""
-    from vstar_ray import questions
-
-    sources = trained_sources(final_cycle, cfg.keep_rationalized)
-
-    def select(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        keep, answers = training_pairs(batch, cfg.train_on, sources)
-        plain, hinted = keep.nonzero()[0], hinted_copies(batch, keep, cfg).nonzero()[0]
-        rows = np.concatenate([plain, hinted])
-        out = {c: batch[c][rows] for c in ("id", "video", "start", "end", "question") if c in batch}
-        out["kept_answer"] = answers[rows]
-        out["prompt"] = np.array(
-            [questions.answer_prompt(batch["question"][i]) for i in plain]
-            + [questions.rationalize_prompt(batch["question"][i], json.loads(batch["labels"][i])) for i in hinted],
-            dtype=object)
-        return out
-
-    ds = read_manifest(cfg, str(generated_dir))  # start/end included: train on the clip that was answered
-    ds = ds.map_batches(select, num_cpus=cfg.verify.num_cpus)
-    ds = ds.map_batches(
-        decode_batch,
-        fn_kwargs=dict(video_root=video_root_for(manifest, cfg.data.video_root), num_frames=cfg.data.num_frames,
-                       size=cfg.data.frame_size, timeout_s=cfg.data.decode_timeout_s,
-                       folder_fps=cfg.data.frame_folder_fps),
-        batch_size=cfg.data.decode_batch_size,
-        num_cpus=cfg.data.decode_num_cpus,
-    )
-    # every op states its CPUs: the default (1) may exceed what the training workers leave to Ray Data
-    ds = ds.filter(lambda row: not row["error"], num_cpus=cfg.verify.num_cpus)
-    return ds.select_columns([*VIDEO_COLUMNS, "prompt", "kept_answer"], num_cpus=cfg.verify.num_cpus)
-
-
-def count_trained(cfg: Config, generated_dir: str | Path, final_cycle: bool) -> int:
-    import pyarrow.parquet as pq
-
-    columns = pq.read_table(str(generated_dir), columns=list(SELECTION_COLUMNS)).to_pydict()
-    keep, _ = training_pairs(columns, cfg.train_on, trained_sources(final_cycle, cfg.keep_rationalized))
-    return int(keep.sum() + hinted_copies(columns, keep, cfg).sum())
 
 
 def finetune(
@@ -306,8 +226,8 @@ def finetune(
         train_loop,
         train_loop_config={"cfg": cfg, "base_model": base_model, "num_rows": num_rows},
         scaling_config=ScalingConfig(
-            num_workers=t.num_workers, use_gpu=t.use_gpu, resources_per_worker={"CPU": t.cpus_per_worker}
-        ),
+            num_workers=t.num_workers, use_gpu=t.use_gpu,
+            resources_per_worker={"CPU": t.cpus_per_worker, **({"GPU": t.gpus_per_worker} if t.use_gpu else {})}),
         torch_config=TorchConfig(backend="nccl" if t.use_gpu else "gloo"),
         datasets={"train": training_dataset(cfg, generated_dir, manifest, final_cycle)},
         run_config=RunConfig(

@@ -83,10 +83,16 @@ def _clauses(answer: str) -> list[str]:
     return _pieces(_SPLIT, answer)
 
 
+MAX_SEGMENTS = 1000  # an answer is matched on its first this many clauses and sentences (a few KB of text each)
+
+
 def segments(answer: str) -> list[str]:
-    """Clauses of the answer, in order, then its whole sentences: the units a label sentence is matched against."""
-    clauses = _clauses(answer)
-    return clauses + [s for s in _pieces(_SENTENCE_END, answer) if s not in clauses]
+    """Clauses of the answer, in order, then its whole sentences: the units a label sentence is matched against.
+    Linear in the answer's length; at most ``MAX_SEGMENTS`` (a runaway answer of megabytes is not embedded whole)."""
+    clauses = _clauses(answer)[:MAX_SEGMENTS]
+    seen = set(clauses)
+    sentences = [s for s in _pieces(_SENTENCE_END, answer) if s not in seen]
+    return clauses + sentences[:max(0, MAX_SEGMENTS - len(clauses))]
 
 
 def _label_list(label: Any) -> list[str]:
@@ -132,7 +138,7 @@ def verify_sentence_sequence(answer: str, label: Any, cosine: float = 0.25) -> t
     Greedy earliest match is exact for "is there an in-order match": taking the earliest clause that
     matches a label sentence never rules out a match for the ones after it.
     """
-    parts = _clauses(answer)
+    parts = _clauses(answer)[:MAX_SEGMENTS]
     if not parts:
         return False, None
     sims = _vectors(list(label)) @ _vectors(parts).T

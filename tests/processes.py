@@ -1,0 +1,38 @@
+"""Helpers for tests (and benchmarks) that kill real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL a process started with ``start_new_session=True`` and every process it started (its own Ray
+    cluster: GCS, raylet, workers), as a lost machine loses them; other Ray sessions on this machine are left
+    alone (``ray stop --force`` would kill them too)."""
+    import psutil
+
+    tree = psutil.Process(proc.pid).children(recursive=True)
+    os.killpg(proc.pid, signal.SIGKILL)
+    for child in tree:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    proc.wait()
+    psutil.wait_procs(tree, timeout=30)
+
+
+def committed_rows(partial: Path) -> int:
+    """Rows in the parquet shards a running pass has committed so far."""
+    import pyarrow.parquet as pq
+
+    rows = 0
+    for shard in Path(partial).glob("part-*.parquet"):
+        try:
+            rows += pq.read_metadata(shard).num_rows
+        except Exception:  # being renamed into place
+            pass
+    return rows

@@ -1,0 +1,74 @@
+"""What a run asks of the Ray cluster, checked before anything starts, so that a config the cluster cannot
+hold fails in seconds with the keys to change instead of waiting forever.
+
+The generator actors live for the whole run and keep their logical CPUs/GPUs (``generators``). Beside them
+a pass needs one decode task (``data.decode_num_cpus``) and the light read/verify/write operators
+(``verify.num_cpus``); training needs ``train.num_workers`` workers plus the same two for its ingest. The
+pool gets as many actors as fit beside the larger of the two, between ``generate.min_actors`` and
+``generate.max_actors``. On a cluster that adds nodes on demand (``autoscaling: true``) the pool asks for
+``generate.max_actors`` and waits up to ``generate.start_timeout_s`` instead.
+"""
+
+from __future__ import annotations
+
+import math
+
+from vstar_ray.config import Config
+
+EPS = 1e-9
+
+
+class ResourceError(ValueError):
+    """The config asks for more than the cluster has; the message names the keys."""
+
+
+def _fit(total: float, reserved: float, each: float) -> int | None:
+    """How many asks of ``each`` fit in ``total - reserved`` (None: this resource is not asked for)."""
+    if each <= 0:
+        return None
+    return max(0, math.floor((total - reserved + EPS) / each))
+
+
+def pass_cpus(cfg: Config) -> float:
+    return cfg.data.decode_num_cpus + cfg.verify.num_cpus
+
+
+def training_asks(cfg: Config) -> tuple[float, float]:
+    """CPUs and GPUs of a finetune: its workers and their Ray Data ingest (decode + light operators)."""
+    t = cfg.train
+    return t.num_workers * t.cpus_per_worker + pass_cpus(cfg), t.num_workers * t.gpus_per_worker if t.use_gpu else 0.0
+
+
+def pool_size(cfg: Config, cluster: dict[str, float], training: bool) -> int:
+    """The number of generator actors to start; raises ``ResourceError`` naming the keys when even
+    ``generate.min_actors`` do not fit beside what passes (and, for a run, training) need."""
+    gen = cfg.generate
+    cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
+    train_cpus, train_gpus = training_asks(cfg) if training else (0.0, 0.0)
+    if cfg.autoscaling:
+        return gen.max_actors
+    problems = []
+    if gen.num_gpus > 0 and gpus <= 0:
+        problems.append(f"generate.num_gpus={gen.num_gpus} but the cluster has no GPU")
+    if training and cfg.train.use_gpu and gpus <= 0:
+        problems.append("train.use_gpu=true but the cluster has no GPU")
+    reserved_cpus = max(pass_cpus(cfg), train_cpus)
+    fits = [n for n in (_fit(cpus, reserved_cpus, gen.num_cpus), _fit(gpus, train_gpus, gen.num_gpus)) if n is not None]
+    size = min([gen.max_actors, *fits])
+    if reserved_cpus > cpus + EPS or (train_gpus > gpus + EPS):
+        size = 0
+    if size < gen.min_actors or problems:
+        need = [f"generate.min_actors={gen.min_actors} generator actors x (generate.num_cpus={gen.num_cpus} CPU, "
+                f"generate.num_gpus={gen.num_gpus} GPU), kept for the whole run",
+                f"a pass: data.decode_num_cpus={cfg.data.decode_num_cpus} + verify.num_cpus={cfg.verify.num_cpus} CPU"]
+        if training:
+            need.append(f"training beside the generators: train.num_workers={cfg.train.num_workers} x "
+                        f"(train.cpus_per_worker={cfg.train.cpus_per_worker} CPU"
+                        + (f", train.gpus_per_worker={cfg.train.gpus_per_worker} GPU" if cfg.train.use_gpu else "")
+                        + ") + its ingest (data.decode_num_cpus + verify.num_cpus)")
+        raise ResourceError(
+            f"the config does not fit this Ray cluster ({cpus:g} CPU, {gpus:g} GPU): "
+            + "; ".join(problems + [f"it needs {'; '.join(need)}"])
+            + ". Lower those keys (logical CPUs may be fractions, e.g. 0.25), or set autoscaling: true on a "
+              "cluster that adds nodes on demand")
+    return size
