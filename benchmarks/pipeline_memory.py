@@ -42,7 +42,7 @@ def one(n: int, config: str, overrides: list[str]) -> dict:
     kit = Path(cfg.model.path).parent
     with tempfile.TemporaryDirectory() as tmp:
         manifest = benchmark_manifest(kit, n, Path(tmp) / "bench.parquet")
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        __import__("vstar_ray.resources").resources.init_ray(num_cpus=2, include_dashboard=False, log_to_driver=False)
         peak = {"plasma_mib": 0, "objects": 0}
         done = threading.Event()
 

@@ -91,7 +91,7 @@ def pipeline(cfg, manifest: Path, out: Path) -> dict:
     from vstar_ray.generators import GeneratorPool
     from vstar_ray.pipeline import run_pass
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    __import__("vstar_ray.resources").resources.init_ray(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         start = time.perf_counter()
         pool = GeneratorPool.start(cfg, training=True, log=lambda m: None)

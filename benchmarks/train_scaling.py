@@ -45,7 +45,7 @@ def main() -> None:
             generated = tmp / "generated"
             if not generated.exists():
                 write_kept_pass(kit, generated)
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            __import__("vstar_ray.resources").resources.init_ray(num_cpus=2, include_dashboard=False, log_to_driver=False)
             r = finetune(cfg, generated, str(kit / "train.parquet"), cfg.model.path, tmp / f"ckpt{workers}",
                          tmp / "ray_train", final_cycle=True, name=f"scaling_{workers}")
             ray.shutdown()

@@ -44,6 +44,8 @@ def ray_local():
     """A real local Ray cluster for one test module, shut down after it (test modules run one at a time)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False)
+    from vstar_ray.resources import init_ray
+
+    init_ray(num_cpus=2, include_dashboard=False)
     yield
     ray.shutdown()

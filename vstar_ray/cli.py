@@ -11,6 +11,7 @@ from pathlib import Path
 from vstar_ray.config import ConfigError, load_config
 from vstar_ray.manifest import ManifestError
 from vstar_ray.prepare.common import AnnotationError
+from vstar_ray.resources import init_ray
 from vstar_ray.tempcompass import TempCompassError
 from vstar_ray.tune import TuneError
 from vstar_ray.verify import RecordError
@@ -55,8 +56,6 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _generate(args: argparse.Namespace) -> None:
-    import ray
-
     from vstar_ray.cycles import check_engine, check_model
     from vstar_ray.io import atomic_write_json
     from vstar_ray.manifest import validate_manifest
@@ -71,16 +70,13 @@ def _generate(args: argparse.Namespace) -> None:
     if (out / "generated").exists() and not args.resume:
         raise ConfigError(f"{out}/generated already exists: choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    if not ray.is_initialized():
-        ray.init()
+    init_ray()
     summary = run_pass(cfg, args.manifest, args.model, out / "generated", "train", resume=args.resume)
     atomic_write_json(out / "metrics.json", summary)
     print(json.dumps(summary, indent=2))
 
 
 def _eval(args: argparse.Namespace) -> None:
-    import ray
-
     from vstar_ray.cycles import check_engine, check_model
     from vstar_ray.io import atomic_write_json
 
@@ -96,8 +92,7 @@ def _eval(args: argparse.Namespace) -> None:
         tasks = tempcompass.parse_tasks(args.tasks)
         tempcompass.load_questions(args.questions, tasks)  # bad files fail before Ray starts
         tempcompass.load_judge(args.judge)
-        if not ray.is_initialized():
-            ray.init()
+        init_ray()
         summary = tempcompass.run(cfg, args.questions, args.videos, args.model, out, tasks=tasks, judge=args.judge,
                                   limit=args.limit)
         print(tempcompass.markdown(summary))
@@ -111,8 +106,7 @@ def _eval(args: argparse.Namespace) -> None:
     from vstar_ray.manifest import validate_manifest
 
     validate_manifest(args.manifest)
-    if not ray.is_initialized():
-        ray.init()
+    init_ray()
     summary = held_out_eval(cfg, args.manifest, args.model, out, report_name="report.md")
     atomic_write_json(out / "metrics.json", {"eval_accuracy": summary["accuracy"], **summary})
     print((out / "report.md").read_text())

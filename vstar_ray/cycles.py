@@ -26,6 +26,7 @@ from vstar_ray.config import Config, ConfigError
 from vstar_ray.generators import GeneratorPool
 from vstar_ray.io import atomic_write_json, atomic_write_text, read_json
 from vstar_ray.manifest import validate_manifest
+from vstar_ray.resources import init_ray
 from vstar_ray.run_folder import RunLock, record_config
 
 
@@ -215,8 +216,6 @@ def run(cfg: Config, out: str | Path, resume: bool = False, allow_changed_config
 
     One process writes ``out`` at a time (``run_folder.RunLock``); a resume with a different config is
     refused unless ``allow_changed_config``. Every pass resumes inside itself (``pipeline.run_pass``)."""
-    import ray
-
     out = Path(out).resolve()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -231,8 +230,7 @@ def run(cfg: Config, out: str | Path, resume: bool = False, allow_changed_config
         if changes:
             log(f"note: continuing with a changed config ({'; '.join(changes)}); see config_history/")
         state = RunState(out)
-        if not ray.is_initialized():
-            ray.init()
+        init_ray()
         with GeneratorPool.start(cfg, training=True, log=log) as pool:
             try:
                 metrics = _cycles(cfg, out, state, pool, resume)

@@ -152,16 +152,18 @@ class PassGenerators:
     router: Any
     pass_id: str
     model_path: str
+    batch_size: int  # prompts per generator call
     max_new_tokens: int
     do_sample: bool
     temperature: float
     seed: int
 
-    def generate(self, frames: list[np.ndarray], prompts: list[str], metadata: list, seed: int) -> dict:
+    def submit(self, frames: list[np.ndarray], prompts: list[str], metadata: list, seed: int) -> ray.ObjectRef:
+        """One generator call (at most ``batch_size`` prompts); ``ray.get`` the ref for its answers."""
         payload = ray.put({"frames": frames, "prompts": prompts, "metadata": metadata})
         params = dict(max_new_tokens=self.max_new_tokens, do_sample=self.do_sample, temperature=self.temperature,
                       seed=seed)
-        return ray.get(self.router.generate.remote([payload], self.model_path, params))
+        return self.router.generate.remote([payload], self.model_path, params)
 
     def count(self, stage: str, rows: int) -> None:
         self.router.count.remote(self.pass_id, stage, rows)  # fire and forget
@@ -221,8 +223,8 @@ class GeneratorPool:
     def for_pass(self, model_path: str, mode: str) -> PassGenerators:
         gen = self.cfg.generate
         self._passes += 1
-        return PassGenerators(self.router, f"pass-{self._passes}-{time.time()}", model_path, gen.max_new_tokens,
-                              gen.do_sample and mode == "train", gen.temperature, self.cfg.seed)
+        return PassGenerators(self.router, f"pass-{self._passes}-{time.time()}", model_path, gen.batch_size,
+                              gen.max_new_tokens, gen.do_sample and mode == "train", gen.temperature, self.cfg.seed)
 
     def report(self, generators: PassGenerators) -> dict:
         return ray.get(self.router.report.remote(generators.pass_id))

@@ -44,6 +44,7 @@ GENERATOR_CALLS = ("answer_call", "rationalize_call")
 STAGE_ORDER = ("decode", "answer", "verify", "rationalize", "verify_rationalized", "commit")
 ROWS_PER_DECODE_TASK_BATCHES = 4  # decode batches per input block (one decode task each)
 IN_FLIGHT_PER_ACTOR = 2  # generate_batch tasks waiting per generator actor and per generation stage
+RATIONALIZE_ROWS_PER_CALL = 8  # a rationalize task takes this many generation batches of rows
 CLIENT_CPUS = 0.01  # a generate_batch task only waits on the actors
 PROGRESS_EVERY_S = 2.0  # how often a pass's progress file is written and its watchdog looks
 
@@ -95,11 +96,12 @@ def _decoded(cfg: Config, ds: ray.data.Dataset, video_root: str, generators: Pas
 
 def _asked(cfg: Config, ds: ray.data.Dataset, generators: PassGenerators, mode: str, actors: int) -> ray.data.Dataset:
     """Rows go to the run's generator actors (``generators``) from light tasks that wait on them; a few
-    batches per actor are in flight, so no actor waits for work."""
+    batches per actor are in flight, so no actor waits for work. A rationalize task takes several
+    generation batches' worth of rows: only their failures are generated for."""
     return ds.map_batches(
         generate_batch,
         fn_kwargs=dict(generators=generators, mode=mode),
-        batch_size=cfg.generate.batch_size,
+        batch_size=cfg.generate.batch_size * (RATIONALIZE_ROWS_PER_CALL if mode == "rationalize" else 1),
         compute=TaskPoolStrategy(size=IN_FLIGHT_PER_ACTOR * actors),
         num_cpus=CLIENT_CPUS,
         max_retries=3,

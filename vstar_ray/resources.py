@@ -12,10 +12,27 @@ pool gets as many actors as fit beside the larger of the two, between ``generate
 from __future__ import annotations
 
 import math
+import os
 
 from vstar_ray.config import Config
 
 EPS = 1e-9
+# Ray keeps this many idle worker processes before it ends the rest (its default: one per CPU). A pass runs a
+# dozen light tasks at once (decode, the tasks that wait on the generators, verify, commit); on a 2-CPU machine
+# Ray ended and restarted ~13 worker processes per pass, ~1.5 CPU-seconds each, and a 1,024-video pass took
+# 26 s instead of 13 s (benchmarks/README.md). Only a cluster started here gets it; `ray start` clusters keep
+# their own setting (one per CPU: plenty on GPU nodes).
+WARM_WORKERS = 32
+
+
+def init_ray(**kwargs) -> None:
+    """Connect to the Ray cluster (``RAY_ADDRESS``, a job's) or start a local one that keeps its workers warm."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_num_workers_soft_limit", str(WARM_WORKERS))
+    ray.init(**kwargs)
 
 
 class ResourceError(ValueError):

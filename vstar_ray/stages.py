@@ -134,11 +134,13 @@ def _prompt(batch: dict[str, np.ndarray], i: int, mode: str) -> str:
 
 def generate_batch(batch: dict[str, np.ndarray], generators, mode: str) -> dict[str, np.ndarray]:
     """Answers for every decodable row (``rationalize``: only rows whose direct answer failed), from the run's
-    generator actors. Adds the answer and prompt columns, the stage's seconds and node, and a ``*_call`` record
-    ``[actor, start, end, generate_s]`` of the call (``pipeline.generator_busy``).
+    generator actors, in calls of at most ``generate.batch_size`` prompts sent at once (a rationalize batch is
+    several generation batches of rows, mostly verified, so its few failures still fill a call). Adds the
+    answer and prompt columns, the stage's seconds and node, and a ``*_call`` record ``[actor, start, end,
+    generate_s]`` of each row's call (``pipeline.generator_busy``).
 
-    Sampling is seeded per batch from the run's seed and the ids the batch generates for, so a batch that is
-    retried or resumed samples the same answers."""
+    Sampling is seeded per call from the run's seed and the ids it generates for, so a batch that is retried
+    or resumed samples the same answers."""
     start = time.perf_counter()
     answer_column, prompt_column, stage = MODES[mode]
     n = len(batch["id"])
@@ -148,24 +150,30 @@ def generate_batch(batch: dict[str, np.ndarray], generators, mode: str) -> dict[
     outputs, prompts = [""] * n, [""] * n
     for i in todo:
         prompts[i] = _prompt(batch, i, mode)
-    call, node = "", ""
-    if todo:
+    calls, nodes = [""] * n, [""] * n
+    chunks = [todo[k:k + generators.batch_size] for k in range(0, len(todo), generators.batch_size)]
+    if chunks:
         from vstar_ray.models import video_metadata
 
-        key = mode + ":" + ",".join(str(batch["id"][i]) for i in todo)
-        seed = generators.seed + int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big")
-        result = generators.generate(
-            [batch["frames"][i] for i in todo], [prompts[i] for i in todo],
-            [video_metadata(batch["fps"][i], batch["frame_index"][i], batch["clip_frames"][i]) for i in todo], seed)
-        for i, answer in zip(todo, result["answers"]):
-            outputs[i] = answer
-        call = json.dumps([result["actor"], result["start"], result["end"], result["generate_s"]])
-        node = result["node"]
+        refs = []
+        for chunk in chunks:
+            key = mode + ":" + ",".join(str(batch["id"][i]) for i in chunk)
+            seed = generators.seed + int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big")
+            refs.append(generators.submit(
+                [batch["frames"][i] for i in chunk], [prompts[i] for i in chunk],
+                [video_metadata(batch["fps"][i], batch["frame_index"][i], batch["clip_frames"][i]) for i in chunk],
+                seed))
+        import ray
+
+        for chunk, result in zip(chunks, ray.get(refs)):
+            call = json.dumps([result["actor"], result["start"], result["end"], result["generate_s"]])
+            for i, answer in zip(chunk, result["answers"]):
+                outputs[i], calls[i], nodes[i] = answer, call, result["node"]
     batch[answer_column] = np.array(outputs, dtype=object)
     batch[prompt_column] = np.array(prompts, dtype=object)
     batch[f"{stage}_s"] = np.full(n, (time.perf_counter() - start) / max(n, 1))
-    batch[f"{stage}_node"] = np.array([node] * n, dtype=object)
-    batch[f"{stage}_call"] = np.array([call] * n, dtype=object)  # one record of the call, repeated on its rows
+    batch[f"{stage}_node"] = np.array(nodes, dtype=object)
+    batch[f"{stage}_call"] = np.array(calls, dtype=object)  # each row's call record
     generators.count(mode if mode == "rationalize" else "answer", n)
     return batch
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vstar_ray.io import atomic_write_json, atomic_write_text, iter_jsonl
+from vstar_ray.resources import init_ray
 from vstar_ray.verify import VERIFIERS, RecordError, default_thresholds, load_thresholds, parse_labels, verify_many
 
 METRICS = ("f1", "precision_at_yield")
@@ -160,7 +161,6 @@ def _tune_group(types, records, base, trials, metric, min_yield, seed, max_concu
 def run_tune(records_path: str | Path, out: str | Path, trials: int = 40, metric: str = "f1", min_yield: float = 0.3,
              holdout: float = 0.3, seed: int = 0, max_concurrent: int = 2, base_thresholds: str | None = None) -> dict:
     """Tune, write ``out`` (thresholds.yaml) and beside it ``<stem>_tune.{json,md,png}``; returns the summary."""
-    import ray
     import yaml
 
     if metric not in METRICS:
@@ -172,8 +172,7 @@ def run_tune(records_path: str | Path, out: str | Path, trials: int = 40, metric
     tune_part, held = split(records, holdout, seed)
     out = Path(out).resolve()
     storage = out.parent / f"{out.stem}_tune_runs"
-    if not ray.is_initialized():
-        ray.init()
+    init_ray()
     tuned = {kind: dict(params) for kind, params in base.items()}
     groups, all_trials = [], {}
     for types in type_groups(records):

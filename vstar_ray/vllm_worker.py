@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from typing import Any
 
@@ -89,6 +90,9 @@ def serve(model: str, options: dict[str, Any]) -> None:
             reply = {"error": f"{type(e).__name__}: {e}"}
         out.write((json.dumps(reply) + "\n").encode())
         out.flush()
+    # stdin closed: the generator actor is gone (closed us, or was killed). End vLLM's engine processes with
+    # this one: they share its process group (the parent started this one in a session of its own).
+    os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
 if __name__ == "__main__":
