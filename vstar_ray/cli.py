@@ -56,13 +56,14 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _generate(args: argparse.Namespace) -> None:
-    from vstar_ray.cycles import check_engine, check_model
+    from vstar_ray.cycles import check_engine, check_model, load_verifier_plugins
     from vstar_ray.io import atomic_write_json
     from vstar_ray.manifest import validate_manifest
     from vstar_ray.pipeline import run_pass
 
     overrides = list(args.set) + ([f"verify.thresholds={args.thresholds}"] if args.thresholds else [])
     cfg = load_config(args.config, overrides)
+    load_verifier_plugins(cfg)
     validate_manifest(args.manifest)
     check_model(cfg, args.model, training=False)
     check_engine(cfg)
@@ -77,10 +78,11 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from vstar_ray.cycles import check_engine, check_model
+    from vstar_ray.cycles import check_engine, check_model, load_verifier_plugins
     from vstar_ray.io import atomic_write_json
 
     cfg = load_config(args.config, list(args.set))
+    load_verifier_plugins(cfg)
     out = Path(args.out)
     check_model(cfg, args.model, training=False)
     check_engine(cfg)
@@ -115,8 +117,9 @@ def _eval(args: argparse.Namespace) -> None:
 
 def _verify(args: argparse.Namespace) -> None:
     from vstar_ray.io import iter_jsonl
-    from vstar_ray.verify import load_thresholds, set_embedding_model, verify_records
+    from vstar_ray.verify import load_plugins, load_thresholds, set_embedding_model, verify_records
 
+    load_plugins(args.plugins)
     thresholds = load_thresholds(args.thresholds)
     if args.embedding_model:
         set_embedding_model(args.embedding_model)
@@ -175,8 +178,8 @@ def _tune(args: argparse.Namespace) -> None:
     from vstar_ray.tune import run_tune
 
     run_tune(args.records, args.out, trials=args.trials, metric=args.metric, min_yield=args.min_yield,
-                       holdout=args.holdout, seed=args.seed, max_concurrent=args.max_concurrent,
-                       base_thresholds=args.thresholds)
+             holdout=args.holdout, seed=args.seed, max_concurrent=args.max_concurrent,
+             base_thresholds=args.thresholds, plugins=args.plugins)
     out = Path(args.out)
     print(Path(out.with_name(f"{out.stem}_tune.md")).read_text())
     print(f"wrote {out} and {out.stem}_tune.json/.md/.png beside it")
@@ -192,7 +195,17 @@ def _plan(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vstar", description="Video-STaR on Ray")
-    verbs = parser.add_subparsers(dest="verb", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true",
+                        help="show Ray's and the libraries' logs and warnings on the console (else OUT/logs/)")
+    subparsers = parser.add_subparsers(dest="verb", required=True)
+
+    class Verbs:  # every verb takes --verbose
+        @staticmethod
+        def add_parser(name, **kwargs):
+            return subparsers.add_parser(name, parents=[common], **kwargs)
+
+    verbs = Verbs()
 
     def with_config(p, required: bool):
         p.add_argument("--config", required=required, help="YAML config (configs/*.yaml)")
@@ -248,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-invalid", action="store_true", help="write bad records with an 'error' field instead of stopping")
     p.add_argument("--batch-size", type=int, default=4096, help="records verified together (sentence types embed in batches)")
     p.add_argument("--embedding-model", default="", help="sentence types: model id or folder (default all-MiniLM-L6-v2)")
+    p.add_argument("--plugins", action="append", default=[], metavar="FILE_OR_MODULE",
+                   help="a verifier plug-in: its verify_<type> functions add label types (repeatable)")
     p.set_defaults(fn=_verify)
 
     p = verbs.add_parser("prepare", help="a label source's annotation files to a manifest")
@@ -280,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-concurrent", type=int, default=2, help="trials running at once (ConcurrencyLimiter)")
     p.add_argument("--thresholds", help="start from this thresholds.yaml instead of the defaults")
+    p.add_argument("--plugins", action="append", default=[], metavar="FILE_OR_MODULE",
+                   help="a verifier plug-in, loaded here and in every trial (repeatable)")
     p.set_defaults(fn=_tune)
     return parser
 
@@ -292,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 done; 2 bad input (config, manifest, paths, a cluster too small for the config);
     1 the work failed on the way (a stalled pass, training that failed); 130 interrupted (Ctrl-C)."""
     args = build_parser().parse_args(argv)
+    from vstar_ray import console
+
+    console.setup(getattr(args, "out", None) if args.verb in ("demo", "run", "generate", "eval") else None,
+                  args.verbose)
     try:
         args.fn(args)
     except INPUT_ERRORS as e:

@@ -25,6 +25,7 @@ class ConfigError(ValueError):
 TRAIN_ON = ("verified", "unfiltered", "labels")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 PRECISIONS = ("auto", "bf16-mixed", "fp32", "bf16")
+TRACKING = ("tensorboard", "wandb", "mlflow", "none")
 
 # the range of every numeric key that has one: (least, most, least excluded); a float must also be finite
 RANGES: dict[str, tuple[float | None, float | None, bool]] = {
@@ -140,6 +141,8 @@ class GenerateConfig:
 class VerifyConfig:
     thresholds: str = ""  # thresholds.yaml; empty means the defaults of DESIGN.md section 3 (the demo: its kit's)
     embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"  # sentence types; loaded only if used
+    # files or modules whose verify_<type> functions add label types, loaded in every worker (docs/verifiers.md)
+    plugins: list[str] = field(default_factory=list)
     num_cpus: float = 0.25
 
 
@@ -213,6 +216,8 @@ class Config:
     # the cluster adds nodes on demand (KubeRay, ray up): a config the current nodes cannot hold waits for them
     # (generate.start_timeout_s) instead of being refused at start
     autoscaling: bool = False
+    # where runs are tracked, comma-separated: tensorboard (OUT/tensorboard/), wandb, mlflow, or none (docs/tracking)
+    tracking: str = "tensorboard"
 
     def __post_init__(self) -> None:
         if self.keep_rationalized not in ("all", "intermediate"):
@@ -221,6 +226,9 @@ class Config:
             raise ConfigError(f"train_on: expected one of {', '.join(TRAIN_ON)}, got {self.train_on!r}")
         if self.model.dtype not in DTYPES:
             raise ConfigError(f"model.dtype: expected one of {', '.join(DTYPES)}, got {self.model.dtype!r}")
+        unknown = [n.strip() for n in self.tracking.split(",") if n.strip() not in TRACKING]
+        if unknown:
+            raise ConfigError(f"tracking: unknown {unknown}; choose from {', '.join(TRACKING)} (comma-separated)")
         if self.train.precision not in PRECISIONS:
             raise ConfigError(f"train.precision: expected one of {', '.join(PRECISIONS)}, got {self.train.precision!r}")
         if self.generate.max_actors < self.generate.min_actors:

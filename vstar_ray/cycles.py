@@ -22,10 +22,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from vstar_ray import questions, report
+from vstar_ray.console import link_ray_logs, say
 from vstar_ray.config import Config, ConfigError
 from vstar_ray.generators import GeneratorPool
 from vstar_ray.io import atomic_write_json, atomic_write_text, read_json
 from vstar_ray.manifest import validate_manifest
+from vstar_ray.records import CycleRecord, PassSummary
 from vstar_ray.resources import init_ray
 from vstar_ray.run_folder import RunLock, record_config
 
@@ -47,7 +49,23 @@ class RunState:
 
 
 def log(message: str) -> None:
-    print(f"[vstar {time.strftime('%H:%M:%S')}] {message}", flush=True)
+    say(message)
+
+
+def stage_line(name: str, result: dict) -> str:
+    """A finished stage in one line, with what it counted."""
+    seconds = f"{result.get('seconds', 0):.1f}s"
+    if name.endswith("/generate"):
+        s = PassSummary.from_json(result)
+        return (f"{name}: {s.videos} videos, kept {s.kept_direct} direct + {s.kept_rationalized} rationalized of "
+                f"{s.answers} answers (yield {s.yield_:.2f}), {s.failed_videos} failed"
+                + (f", {s.resumed_rows} resumed" if s.resumed_rows else "") + f", {seconds}")
+    if name.endswith("/eval"):
+        return f"{name}: held-out accuracy {result['accuracy']:.3f} on {result['generated']} videos, {seconds}"
+    if name.endswith("/train"):
+        return (f"{name}: {result.get('steps')} steps on {result.get('samples')} samples, loss "
+                f"{result.get('loss_first') or 0:.3f} -> {result.get('loss_last') or 0:.3f}, {seconds}")
+    return f"{name}: done, {seconds}"
 
 
 def resolve_demo(cfg: Config) -> Config:
@@ -120,8 +138,19 @@ def check_engine(cfg: Config) -> None:
         raise ConfigError(str(e)) from e
 
 
+def load_verifier_plugins(cfg: Config) -> None:
+    """``verify.plugins`` registered here, before manifests and thresholds that use their types are checked."""
+    from vstar_ray.verify import PluginError, load_plugins
+
+    try:
+        load_plugins(cfg.verify.plugins)
+    except PluginError as e:
+        raise ConfigError(str(e)) from e
+
+
 def check_inputs(cfg: Config) -> None:
     """Everything that can be checked before expensive work starts."""
+    load_verifier_plugins(cfg)
     check_model(cfg, cfg.model.path, training=True)
     for key in ("train_manifest", "eval_manifest"):
         path = getattr(cfg.data, key)
@@ -188,12 +217,12 @@ def kept_answer_stats(train_json: Path, examples: int = 3) -> dict:
 
 
 def held_out_eval(cfg: Config, manifest: str, model: str, folder: Path, report_name: str = "eval_report.md",
-                  pool=None, resume: bool = False) -> dict:
+                  pool=None, resume: bool = False, label: str = "eval") -> dict:
     """The greedy held-out pass, its per-type/per-source scores with 95% CIs, and ``folder/<report_name>``."""
     from vstar_ray.evaluate import write_report
     from vstar_ray.pipeline import run_pass
 
-    summary = run_pass(cfg, manifest, model, folder / "eval", "eval", pool=pool, resume=resume)
+    summary = run_pass(cfg, manifest, model, folder / "eval", "eval", pool=pool, resume=resume, label=label)
     return {**summary, "scores": write_report(folder / "eval", folder / report_name, f"Held-out evaluation: {model}")}
 
 
@@ -231,10 +260,15 @@ def run(cfg: Config, out: str | Path, resume: bool = False, allow_changed_config
             log(f"note: continuing with a changed config ({'; '.join(changes)}); see config_history/")
         state = RunState(out)
         init_ray()
+        link_ray_logs(out)
+        from vstar_ray.tracking import Tracker
+
         with GeneratorPool.start(cfg, training=True, log=log) as pool:
+            tracker = Tracker(cfg, out)
             try:
-                metrics = _cycles(cfg, out, state, pool, resume)
+                metrics = _cycles(cfg, out, state, pool, resume, tracker)
             finally:  # which processes served this invocation: one per actor, each model loaded in place
+                tracker.close()
                 history = read_json(out / GENERATORS) if (out / GENERATORS).exists() else []
                 atomic_write_json(out / GENERATORS, history + [{"started": time.strftime("%Y-%m-%d %H:%M:%S"),
                                                                 "processes": pool.processes()}])
@@ -244,12 +278,15 @@ def run(cfg: Config, out: str | Path, resume: bool = False, allow_changed_config
     return metrics
 
 
-def _cycles(cfg: Config, out: Path, state: RunState, pool, resume: bool) -> dict:
-    """Baseline and cycles, each stage skipped when ``state`` has it; every pass uses ``pool``'s actors."""
+def _cycles(cfg: Config, out: Path, state: RunState, pool, resume: bool, tracker) -> dict:
+    """Baseline and cycles, each stage skipped when ``state`` has it; every pass uses ``pool``'s actors; what
+    ran in this invocation is logged to ``tracker``."""
     from vstar_ray.pipeline import label_pass, run_pass
-    from vstar_ray.train import finetune
+    from vstar_ray.tracking import read_steps
+    from vstar_ray.train import STEPS_FILE, finetune
 
     manifest, heldout, pretrained = cfg.data.train_manifest, cfg.data.eval_manifest, cfg.model.path
+    ran: set[str] = set()
 
     def stage(name: str, fn):
         if state.done(name):
@@ -259,12 +296,14 @@ def _cycles(cfg: Config, out: Path, state: RunState, pool, resume: bool) -> dict
         start = time.time()
         result = fn()
         result.setdefault("seconds", round(time.time() - start, 2))
-        log(f"{name}: finished in {result['seconds']:.1f}s")
+        ran.add(name)
+        log(stage_line(name, result))
         return state.record(name, result)
 
     def suites(name: str, model: str, folder: Path) -> dict:
         """Held-out QA (scored per label type and source) and, when configured, TempCompass."""
-        ev = stage(f"{name}/eval", lambda: held_out_eval(cfg, heldout, model, folder, pool=pool, resume=resume))
+        ev = stage(f"{name}/eval", lambda: held_out_eval(cfg, heldout, model, folder, pool=pool, resume=resume,
+                                                         label=f"{name}/eval"))
         if cfg.eval.tempcompass_questions:
             tc = stage(f"{name}/tempcompass", lambda: tempcompass_eval(cfg, model, folder / "tempcompass", pool))
             ev = {**ev, "tempcompass": tc["accuracy"], "seconds": ev["seconds"] + tc["seconds"]}
@@ -278,43 +317,34 @@ def _cycles(cfg: Config, out: Path, state: RunState, pool, resume: bool) -> dict
     baseline = suites("baseline", pretrained, out / "baseline")
     metrics = {"baseline": {"eval_accuracy": baseline["accuracy"], "eval": baseline.get("scores", {}),
                             **{k: v for k, v in baseline.items() if k != "scores"}}, "cycles": []}
-    current, best = pretrained, baseline["accuracy"]
+    if "baseline/eval" in ran:
+        tracker.log_baseline(baseline["accuracy"], baseline.get("scores", {}).get("by_type", {}))
+    current, best, step = pretrained, baseline["accuracy"], 0
     for k in range(1, cfg.cycles + 1):
         cdir, final = out / f"cycle_{k}", k == cfg.cycles
         gen = stage(f"cycle_{k}/generate", lambda: label_pass(manifest, cdir / "generated")  # nothing to generate
                     if cfg.train_on == "labels"
-                    else run_pass(cfg, manifest, current, cdir / "generated", "train", pool=pool, resume=resume))
+                    else run_pass(cfg, manifest, current, cdir / "generated", "train", pool=pool, resume=resume,
+                                  label=f"cycle_{k}/generate"))
         stage(f"cycle_{k}/train_json",
               lambda: {"records": write_train_json(cfg, cdir / "generated", cdir / "train.json", final)})
         base = pretrained if cfg.train.restart_from_pretrained else current
         trained = stage(f"cycle_{k}/train", lambda: finetune_released(cdir, base, final, k))
+        if f"cycle_{k}/train" in ran:
+            tracker.log_steps(read_steps(out / "ray_train" / f"cycle_{k}" / STEPS_FILE), step)
+        step += trained.get("steps") or 0
         current = str(cdir / "checkpoint")
         ev = suites(f"cycle_{k}", current, cdir)
-        entry = {
-            "cycle": k,
-            **{key: gen[key] for key in ("videos", "failed_videos", "generated", "answers", "kept_direct",
-                                         "kept_rationalized", "rejected")},
-            "resumed_rows": gen.get("resumed_rows", 0),
-            "eval_accuracy": ev["accuracy"],
-            "eval": ev.get("scores", {}),
-            "trained_answers": kept_answer_stats(cdir / "train.json"),
-            **({"tempcompass": ev["tempcompass"]} if "tempcompass" in ev else {}),
-            "seconds": round(gen["seconds"] + trained["seconds"] + ev["seconds"], 2),
-            "timings": {"generate": gen["seconds"], "train": trained["seconds"], "eval": ev["seconds"],
-                        **{f"generate.{s}_busy": v for s, v in gen["busy_seconds"].items()}},
-            "generator_busy": gen.get("generator_busy", {}),
-            "nodes": {**{f"generate.{s}": v for s, v in gen["nodes"].items()},
-                      **{f"eval.{s}": v for s, v in ev["nodes"].items()},
-                      "train": trained.get("node_ids", [])},
-            "train": {"base_model": base, **{key: trained.get(key) for key in (
-                "steps", "samples", "loss_first", "loss_last", "samples_per_s", "tokens_per_s", "answers_truncated",
-                "samples_too_long", "resumed_from_epoch")}},
-        }
+        record = CycleRecord.of_stages(k, PassSummary.from_json(gen), trained, ev, base,
+                                       kept_answer_stats(cdir / "train.json"))
+        entry = record.to_json()
         metrics["cycles"].append(entry)
         atomic_write_json(cdir / "metrics.json", entry)
         atomic_write_json(out / "metrics.json", metrics)
         report.write(out, metrics)
-        log(report.cycle_line(entry))
+        log(report.cycle_line(record))
+        if f"cycle_{k}/eval" in ran:
+            tracker.log_cycle(record)
         if cfg.early_stop_margin >= 0 and ev["accuracy"] < best + cfg.early_stop_margin and not final:
             log(f"stopping early: accuracy {ev['accuracy']:.3f} did not improve on {best:.3f} "
                 f"by {cfg.early_stop_margin}")

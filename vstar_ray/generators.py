@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import heapq
+import itertools
 import os
 import time
 from dataclasses import dataclass
@@ -97,11 +99,15 @@ class GeneratorActor:
 
 
 class Router:
-    """Hands each batch to an idle generator actor; counts the rows each stage of a pass has finished."""
+    """Hands each batch to an idle generator actor, downstream stages first (a rationalize call before an
+    answer call, so rows finish and commit instead of piling up after their answer); counts the rows each
+    stage of a pass has finished."""
 
     def __init__(self, actors: list):
         self.actors = actors
-        self.idle: asyncio.Queue | None = None
+        self.idle: list[int] = []
+        self.waiting: list = []  # heap of (priority, order, future)
+        self.order = itertools.count()
         self.state = {i: ("starting", time.time()) for i in range(len(actors))}
         self.progress: dict[str, dict[str, list]] = {}
 
@@ -111,24 +117,36 @@ class Router:
         except Exception as e:  # an actor that cannot start stays out of the pool; the driver reports it
             self.state[index] = (f"failed to start: {type(e).__name__}: {str(e).splitlines()[0][:200]}", time.time())
             return
-        self.state[index] = ("idle", time.time())
-        self.idle.put_nowait(index)
+        self._release(index)
 
     async def start(self) -> None:
-        """Each actor joins the idle queue once it is up (an autoscaling cluster may bring them late)."""
-        self.idle = asyncio.Queue()
+        """Each actor joins the pool once it is up (an autoscaling cluster may bring them late)."""
         for i in range(len(self.actors)):
             asyncio.get_running_loop().create_task(self._ready(i))
 
-    async def generate(self, wrapped: list, model_path: str, params: dict) -> dict:
-        """``wrapped[0]``: the ObjectRef of the batch's frames, prompts and timing (passed on, not fetched)."""
-        index = await self.idle.get()
+    def _release(self, index: int) -> None:
+        while self.waiting:
+            _, _, waiter = heapq.heappop(self.waiting)
+            if not waiter.done():
+                waiter.set_result(index)
+                return
+        self.state[index] = ("idle", time.time())
+        self.idle.append(index)
+
+    async def generate(self, wrapped: list, model_path: str, params: dict, priority: int = 1) -> dict:
+        """``wrapped[0]``: the ObjectRef of the batch's frames, prompts and timing (passed on, not fetched).
+        Lower ``priority`` is served first."""
+        if self.idle and not self.waiting:
+            index = self.idle.pop()
+        else:
+            waiter = asyncio.get_running_loop().create_future()
+            heapq.heappush(self.waiting, (priority, next(self.order), waiter))
+            index = await waiter
         self.state[index] = ("generating", time.time())
         try:
             return await self.actors[index].generate.remote(model_path, wrapped[0], **params)
         finally:
-            self.state[index] = ("idle", time.time())
-            self.idle.put_nowait(index)
+            self._release(index)
 
     def count(self, pass_id: str, stage: str, rows: int) -> None:
         cell = self.progress.setdefault(pass_id, {}).setdefault(stage, [0, 0.0])
@@ -158,12 +176,14 @@ class PassGenerators:
     temperature: float
     seed: int
 
-    def submit(self, frames: list[np.ndarray], prompts: list[str], metadata: list, seed: int) -> ray.ObjectRef:
-        """One generator call (at most ``batch_size`` prompts); ``ray.get`` the ref for its answers."""
+    def submit(self, frames: list[np.ndarray], prompts: list[str], metadata: list, seed: int,
+               priority: int = 1) -> ray.ObjectRef:
+        """One generator call (at most ``batch_size`` prompts); ``ray.get`` the ref for its answers. Lower
+        ``priority`` goes first (rationalize calls: 0)."""
         payload = ray.put({"frames": frames, "prompts": prompts, "metadata": metadata})
         params = dict(max_new_tokens=self.max_new_tokens, do_sample=self.do_sample, temperature=self.temperature,
                       seed=seed)
-        return self.router.generate.remote([payload], self.model_path, params)
+        return self.router.generate.remote([payload], self.model_path, params, priority)
 
     def count(self, stage: str, rows: int) -> None:
         self.router.count.remote(self.pass_id, stage, rows)  # fire and forget

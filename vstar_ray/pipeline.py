@@ -31,12 +31,15 @@ import ray
 from ray.data import TaskPoolStrategy
 
 from vstar_ray.config import Config
+from vstar_ray.console import Progress
 from vstar_ray.generators import GeneratorPool, PassGenerators
 from vstar_ray.io import atomic_write_json, replace_dir
 from vstar_ray.manifest import video_root_for
+from vstar_ray.records import PassSummary
 from vstar_ray.stages import (SHARD_PREFIX, VIDEO_COLUMNS, commit_batch, counted, decode_batch, finalize_batch,
                               generate_batch, verify_batch)
 from vstar_ray.verify import load_thresholds
+from vstar_ray.verify.plugins import resolve as plugin_specs
 
 STAGE_SECONDS = ("decode_s", "answer_s", "verify_direct_s", "rationalize_s", "verify_rationalized_s")
 STAGE_NODES = ("decode_node", "answer_node", "rationalize_node")
@@ -113,7 +116,8 @@ def _verified(cfg: Config, ds: ray.data.Dataset, generators: PassGenerators, pre
     stage = "verify" if prefix == "direct" else "verify_rationalized"
     return ds.map_batches(counted(verify_batch, stage, generators),
                           fn_kwargs=dict(prefix=prefix, answer_column=column, thresholds=thresholds,
-                                         embedding_model=cfg.verify.embedding_model),
+                                         embedding_model=cfg.verify.embedding_model,
+                                         plugins=plugin_specs(cfg.verify.plugins)),
                           num_cpus=cfg.verify.num_cpus)
 
 
@@ -231,7 +235,7 @@ def _execute(ds: ray.data.Dataset, pool: GeneratorPool, generators: PassGenerato
 
 def run_pass(cfg: Config, manifest: str, model_path: str, out_dir: str | Path, mode: str,
              pool: GeneratorPool | None = None, resume: bool = False, video_root: str | None = None,
-             on_rows=None) -> dict:
+             label: str = "") -> dict:
     """Run one pass and write ``out_dir`` (parquet shards); returns its counts, timings and nodes.
 
     ``mode``: train (answer, verify, rationalize failures), eval (greedy answers, verified) or raw (each row's
@@ -258,10 +262,12 @@ def run_pass(cfg: Config, manifest: str, model_path: str, out_dir: str | Path, m
                 stages += ["rationalize", "verify_rationalized"]
             ds = build_dataset(cfg, str(todo), video_root or video_root_for(manifest, cfg.data.video_root),
                                generators, mode, actors, str(partial))
+            bar = Progress(label or out_dir.name, "videos")
             try:
                 _execute(ds, generators_pool, generators, stages + ["commit"], remaining.num_rows,
-                         cfg.generate.stall_timeout_s, progress, on_rows)
+                         cfg.generate.stall_timeout_s, progress, lambda done, total: bar.update(done, total))
             finally:
+                bar.close()
                 generators_pool.end_pass(generators)
         todo.unlink(missing_ok=True)
         progress.unlink(missing_ok=True)
@@ -274,7 +280,7 @@ def run_pass(cfg: Config, manifest: str, model_path: str, out_dir: str | Path, m
     wall_s = time.time() - start
     if mode == "raw":
         return {"videos": len(ids), "resumed_rows": len(done), "seconds": round(wall_s, 2)}
-    return {**summarize(out_dir, wall_s=wall_s), "resumed_rows": len(done)}
+    return summarize(out_dir, wall_s, len(done))
 
 
 def answer_prompts(cfg: Config, rows: str, video_root: str, model_path: str, out_dir: str | Path,
@@ -302,42 +308,15 @@ def label_pass(manifest: str, out_dir: str | Path) -> dict:
     tmp.mkdir(parents=True)
     pq.write_table(table, tmp / "part-0.parquet")
     replace_dir(tmp, out_dir)
-    return {"videos": n, "failed_videos": 0, "generated": 0, "answers": 0, "kept_direct": 0, "kept_rationalized": 0,
-            "kept_label": n, "rejected": 0, "accuracy": 0.0, "busy_seconds": {}, "nodes": {}, "generator_busy": {},
-            "seconds": round(time.time() - start, 2)}
+    return summarize(out_dir, time.time() - start)
 
 
-def summarize(out_dir: str | Path, wall_s: float | None = None) -> dict:
+def summarize(out_dir: str | Path, wall_s: float = 0.0, resumed_rows: int = 0) -> dict:
+    """A finished pass's ``PassSummary`` (as JSON): its counts, overall and per source, stage times and nodes."""
     table = pq.read_table(out_dir)
-    error = pc.not_equal(table["error"], "")
-    failed = int(pc.sum(error).as_py() or 0)
-    n = table.num_rows
-    generated = n - failed
-    # every answer generated: one direct answer per decoded video, one more per rationalization
-    rationalized = (int(pc.sum(pc.not_equal(table["rationalize_prompt"], "")).as_py() or 0)
-                    if "rationalize_prompt" in table.column_names else 0)
-    kept = table["kept"]
-    kept_from = table["kept_from"]
-    kept_direct = int(pc.sum(pc.equal(kept_from, "direct")).as_py() or 0)
-    kept_rationalized = int(pc.sum(pc.equal(kept_from, "rationalized")).as_py() or 0)
     busy = {c.removesuffix("_s"): round(float(pc.sum(table[c]).as_py() or 0), 2)
             for c in STAGE_SECONDS if c in table.column_names}
     nodes = {c.removesuffix("_node"): sorted({v for v in table[c].to_pylist() if v})
              for c in STAGE_NODES if c in table.column_names}
-    summary = {
-        "videos": n,
-        "failed_videos": failed,
-        "generated": generated,
-        "answers": generated + rationalized,
-        "kept_direct": kept_direct,
-        "kept_rationalized": kept_rationalized,
-        "rejected": generated - int(pc.sum(kept).as_py() or 0),
-        "accuracy": round(kept_direct / generated, 4) if generated else 0.0,
-        "busy_seconds": busy,
-        "nodes": nodes,
-        "generator_busy": generator_busy([r for c in GENERATOR_CALLS if c in table.column_names
-                                          for r in table[c].to_pylist()]),
-    }
-    if wall_s is not None:
-        summary["seconds"] = round(wall_s, 2)
-    return summary
+    calls = [r for c in GENERATOR_CALLS if c in table.column_names for r in table[c].to_pylist()]
+    return PassSummary.of_pass(table, busy, nodes, generator_busy(calls), wall_s, resumed_rows).to_json()

@@ -5,26 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 from vstar_ray.io import atomic_write_text
+from vstar_ray.records import CycleRecord
 
 COLUMNS = ("cycle", "videos", "failed", "answers", "kept direct", "kept rationalized", "rejected", "yield",
            "eval accuracy", "seconds")
 
 
-def _yield(entry: dict) -> float:
-    """Kept answers / answers generated (a direct answer per video, plus a rationalization per failure):
-    the share of the generation work that ends up trained on."""
-    kept = entry["kept_direct"] + entry["kept_rationalized"]
-    return kept / entry["answers"] if entry["answers"] else 0.0
+def _cycles(metrics: dict) -> list[CycleRecord]:
+    return [CycleRecord.from_json(e) for e in metrics["cycles"]]
 
 
 def rows(metrics: dict) -> list[list[str]]:
     base = metrics["baseline"]
     out = [["seed", str(base["videos"]), str(base["failed_videos"]), "", "", "", "", "",
             f"{base['eval_accuracy']:.3f}", f"{base['seconds']:.0f}"]]
-    for e in metrics["cycles"]:
-        out.append([str(e["cycle"]), str(e["videos"]), str(e["failed_videos"]), str(e["answers"]),
-                    str(e["kept_direct"]), str(e["kept_rationalized"]), str(e["rejected"]), f"{_yield(e):.2f}",
-                    f"{e['eval_accuracy']:.3f}", f"{e['seconds']:.0f}"])
+    for e in _cycles(metrics):
+        out.append([str(e.cycle), str(e.videos), str(e.failed_videos), str(e.answers), str(e.kept_direct),
+                    str(e.kept_rationalized), str(e.rejected), f"{e.yield_:.2f}", f"{e.eval_accuracy:.3f}",
+                    f"{e.seconds:.0f}"])
     return out
 
 
@@ -35,10 +33,9 @@ def table(metrics: dict) -> str:
     return "\n".join([line(COLUMNS), line(["-" * w for w in widths])] + [line(r) for r in body])
 
 
-def cycle_line(entry: dict) -> str:
-    return (f"cycle {entry['cycle']}: kept {entry['kept_direct']} direct + {entry['kept_rationalized']} "
-            f"rationalized of {entry['answers']} answers (yield {_yield(entry):.2f}), "
-            f"held-out accuracy {entry['eval_accuracy']:.3f}")
+def cycle_line(record: CycleRecord) -> str:
+    return (f"cycle {record.cycle}: kept {record.kept_direct} direct + {record.kept_rationalized} rationalized of "
+            f"{record.answers} answers (yield {record.yield_:.2f}), held-out accuracy {record.eval_accuracy:.3f}")
 
 
 def markdown(metrics: dict) -> str:
@@ -49,9 +46,9 @@ def markdown(metrics: dict) -> str:
               "Yield is kept answers / answers generated on the training videos (a direct answer per video "
               "and a rationalization per failed one).", "", "## Stage wall time (s)", "",
               "| cycle | " + " | ".join(("generate", "train", "eval")) + " |", "|---|---|---|---|"]
-    for e in metrics["cycles"]:
-        t = e["timings"]
-        lines.append(f"| {e['cycle']} | {t['generate']:.1f} | {t['train']:.1f} | {t['eval']:.1f} |")
+    for e in _cycles(metrics):
+        t = e.timings
+        lines.append(f"| {e.cycle} | {t['generate']:.1f} | {t['train']:.1f} | {t['eval']:.1f} |")
     lines += _suite_tables(metrics)
     lines += _trained_answers(metrics)
     lines += ["", "![accuracy and yield per cycle](report.png)", ""]
@@ -87,19 +84,19 @@ def _suite_tables(metrics: dict) -> list[str]:
 
 def _trained_answers(metrics: dict) -> list[str]:
     """Mean length of the answers each cycle trained on, and a few of the last cycle's."""
-    cycles = [e for e in metrics["cycles"] if "trained_answers" in e]
+    cycles = [e for e in _cycles(metrics) if e.trained_answers]
     if not cycles:
         return []
     lines = ["", "## Answers trained on", "",
              "| cycle | answers | samples (with hinted copies) | mean length (words) |", "|---|---|---|---|"]
     for e in cycles:
-        stats = e["trained_answers"]
-        lines.append(f"| {e['cycle']} | {stats.get('answers', '')} | {e['train'].get('samples') or ''} | "
+        stats = e.trained_answers
+        lines.append(f"| {e.cycle} | {stats.get('answers', '')} | {e.train.get('samples') or ''} | "
                      f"{stats['mean_words']:.1f} |")
     last = cycles[-1]
-    if last["trained_answers"]["examples"]:
-        lines += ["", f"Examples from cycle {last['cycle']}:", ""]
-        for ex in last["trained_answers"]["examples"]:
+    if last.trained_answers["examples"]:
+        lines += ["", f"Examples from cycle {last.cycle}:", ""]
+        for ex in last.trained_answers["examples"]:
             lines.append(f"- `{ex['id']}` ({ex['from']}): {ex['answer']}")
     return lines
 
@@ -131,12 +128,13 @@ def save_cycle_plot(fig, ax, cycles: list[int], title: str, path: Path) -> None:
 
 
 def plot(metrics: dict, path: Path) -> None:
-    cycles = [0] + [e["cycle"] for e in metrics["cycles"]]
-    accuracy = [metrics["baseline"]["eval_accuracy"]] + [e["eval_accuracy"] for e in metrics["cycles"]]
+    records = _cycles(metrics)
+    cycles = [0] + [e.cycle for e in records]
+    accuracy = [metrics["baseline"]["eval_accuracy"]] + [e.eval_accuracy for e in records]
     fig, ax = cycle_axes()
     ax.plot(cycles, accuracy, marker="o", label="held-out accuracy")
     if metrics["cycles"]:
-        ax.plot([e["cycle"] for e in metrics["cycles"]], [_yield(e) for e in metrics["cycles"]], marker="s",
+        ax.plot([e.cycle for e in records], [e.yield_ for e in records], marker="s",
                 label="yield (kept / answers generated)")
     save_cycle_plot(fig, ax, cycles, "Video-STaR", path)
 

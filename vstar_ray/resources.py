@@ -29,10 +29,13 @@ def init_ray(**kwargs) -> None:
     """Connect to the Ray cluster (``RAY_ADDRESS``, a job's) or start a local one that keeps its workers warm."""
     import ray
 
+    from vstar_ray.console import quiet_loggers, quiet_ray
+
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_num_workers_soft_limit", str(WARM_WORKERS))
-    ray.init(**kwargs)
+    ray.init(**{**quiet_ray(), **kwargs})
+    quiet_loggers()
 
 
 class ResourceError(ValueError):

@@ -19,7 +19,7 @@ import numpy as np
 from vstar_ray import questions
 from vstar_ray.decode_worker import decode_with_timeout
 from vstar_ray.manifest import resolve_video
-from vstar_ray.verify import RecordError, set_embedding_model, verify_many
+from vstar_ray.verify import RecordError, load_plugins, set_embedding_model, verify_many
 from vstar_ray.video import DecodeError
 
 
@@ -67,12 +67,15 @@ def decode_batch(
 
 
 def verify_batch(
-    batch: dict[str, np.ndarray], prefix: str, answer_column: str, thresholds: dict, embedding_model: str = ""
+    batch: dict[str, np.ndarray], prefix: str, answer_column: str, thresholds: dict, embedding_model: str = "",
+    plugins: tuple[str, ...] = (),
 ) -> dict[str, np.ndarray]:
     """Adds ``{prefix}_verified`` and ``{prefix}_verdicts``/``{prefix}_extracted`` (JSON strings).
 
-    The whole batch goes through ``verify_many`` at once, so sentence types embed in one call."""
+    The whole batch goes through ``verify_many`` at once, so sentence types embed in one call. ``plugins``
+    (``verify.plugins``) are loaded in this worker first, once per process."""
     start = time.perf_counter()
+    load_plugins(plugins)
     if embedding_model:
         set_embedding_model(embedding_model)
     n = len(batch["id"])
@@ -162,7 +165,7 @@ def generate_batch(batch: dict[str, np.ndarray], generators, mode: str) -> dict[
             refs.append(generators.submit(
                 [batch["frames"][i] for i in chunk], [prompts[i] for i in chunk],
                 [video_metadata(batch["fps"][i], batch["frame_index"][i], batch["clip_frames"][i]) for i in chunk],
-                seed))
+                seed, priority=0 if mode == "rationalize" else 1))
         import ray
 
         for chunk, result in zip(chunks, ray.get(refs)):

@@ -1,23 +1,20 @@
-"""TempCompass (Liu et al., 2024) in its four published task formats, scored by rule-based answer matching.
+"""TempCompass (Liu et al., 2024) in its four published task formats, scored as its authors score it.
 
 Question files (``multi-choice.json``, ``yes_no.json``, ``caption_matching.json``, ``captioning.json``)
 map ``video_id -> dimension -> [{question, answer}]``; videos are ``<video_id>.<ext>`` in one folder.
-Prompts follow the official inference scripts. Matching is rule-based (an option letter, a label such
-as "Sentence B", "yes"/"no", or the text of exactly one option); what the rules cannot decide is
-``unmatched`` and counted wrong, unless an optional judge plug-in (``module:function``, called as
+Prompts follow the official inference scripts. Scoring reproduces the official evaluation scripts
+(github llyx97/TempCompass: ``eval_multi-choice.py``, ``eval_yes_no.py``, ``eval_caption_matching.py``)
+where their rules decide, cleaning included; what they hand to their LLM judge (and every captioning
+answer) is ``left_to_judge`` and counted wrong, unless a judge plug-in (``module:function``, called as
 ``judge(task, question, prediction, answer) -> bool | None``) decides it.
 """
 
 from __future__ import annotations
 
-import ast
 import importlib
 import json
-import re
 from pathlib import Path
 from typing import Any, Callable
-
-from rapidfuzz import fuzz
 
 TASKS = {"multi-choice": "multi-choice.json", "yes_no": "yes_no.json", "caption_matching": "caption_matching.json",
          "captioning": "captioning.json"}
@@ -25,17 +22,9 @@ DIMENSIONS = ("action", "speed", "direction", "order", "attribute_change")
 SUFFIX = {"multi-choice": "\nPlease directly give the best option:", "yes_no": "\nPlease answer yes or no:",
           "caption_matching": "\nPlease directly give the best option:", "captioning": ""}
 
-_LETTER_OPTION = re.compile(r"^\s*\(?([A-Z])[.)]\s*(.+?)\s*$", re.M)
-_LABELLED_OPTION = re.compile(r"^\s*((?:Option|Sentence|Caption)\s+[A-Z0-9]+)\s*:\s*(.+?)\s*$", re.M | re.I)
-_INFO_OPTION = re.compile(r"^\s*Information\s+([A-Z])\s*:\s*(\{.*\})\s*$", re.M)
-
 
 class TempCompassError(ValueError):
     pass
-
-
-def _norm(text: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", text.lower())).strip()
 
 
 def parse_tasks(text: str) -> list[str] | None:
@@ -70,96 +59,64 @@ def load_questions(questions_dir: str | Path, tasks: list[str] | None = None) ->
     return rows
 
 
-# --- matching --------------------------------------------------------------------------------------
+# --- scoring as the authors do ------------------------------------------------------------------------
 
 
-def _letter_options(question: str) -> dict[str, str]:
-    return {m.group(1): m.group(2) for m in _LETTER_OPTION.finditer(question)}
+def clean(prediction: str) -> str:
+    """The official scripts' cleaning of a prediction before any rule."""
+    return prediction.replace("</s>", "").strip()
 
 
-def _by_text(prediction: str, options: dict[str, str]) -> str | None:
-    pred = _norm(prediction)
-    hits = [key for key, text in options.items() if _norm(text) and _norm(text) in pred]
-    if len(hits) > 1:  # one option's text inside another's: the longest that matches
-        hits = [max(hits, key=lambda key: len(options[key]))]
-    return hits[0] if hits else None
+def _caption_rule(output: str, question: str, answer: str) -> int | None:
+    """``eval_rule`` of the official ``eval_caption_matching.py``, rule for rule (later matches override
+    earlier ones, as there). None where it returns "fail". Where the official code would raise on a malformed
+    gold answer (no ``": "``), that comparison is false instead."""
+    option_strs = question.split("\n")[1:]
+    option_sents = [opt.split(": ")[1] for opt in option_strs]
+    option_inds = [opt.split(": ")[0] for opt in option_strs] + [
+        opt.split(": ")[0].replace("Sentence ", "").replace("Option ", "").replace("Caption ", "") for opt in option_strs]
+    pred = None
+    for option_str in option_strs:
+        if option_str == output:
+            pred = option_str
+    for option_sent in option_sents:
+        if option_sent == output or (") " in output and option_sent == output.split(") ")[1]):
+            pred = option_sent
+    for option_ind in option_inds:
+        if option_ind == output or option_ind == output.replace(".", ""):
+            pred = option_ind
+    if pred is None:
+        return None
+    head, sep, tail = answer.partition(": ")
+    words = head.split()
+    return int(pred == answer or pred == answer.split(":")[0] or (sep and pred == tail.split(": ")[0])
+               or (sep and len(words) > 1 and pred == words[1]))
 
 
-def match_multi_choice(question: str, prediction: str) -> str | None:
-    options = _letter_options(question)
-    m = re.match(r"^\s*\(?([A-Z])\)?(?:[.):,\s]|$)", prediction)
-    if m and m.group(1) in options and not re.match(r"^\s*A\s+[a-z]", prediction):  # "A person ..." is text
-        return m.group(1)
-    m = re.search(r"(?:option|answer(?:\s+is)?)\s*:?\s*\(?([A-Z])\b", prediction, re.I)
-    if m and m.group(1).upper() in options:
-        return m.group(1).upper()
-    return _by_text(prediction, options)
-
-
-def match_yes_no(prediction: str) -> str | None:
-    m = re.search(r"\b(yes|no)\b", prediction.lower())
-    return m.group(1) if m else None
-
-
-def match_caption_matching(question: str, prediction: str) -> str | None:
-    options = {label.lower(): text for label, text in _LABELLED_OPTION.findall(question)}
-    pred = prediction.lower()
-    for label in options:
-        if pred.strip().startswith(label):
-            return label
-    named = [label for label in options if label in pred]
-    if len(named) == 1:
-        return named[0]
-    m = re.match(r"^\s*\(?([A-Z0-9])\)?(?:[.):,\s]|$)", prediction)
-    if m:
-        tails = [label for label in options if label.split()[-1] == m.group(1).lower()]
-        if len(tails) == 1 and not re.match(r"^\s*A\s+[a-z]", prediction):
-            return tails[0]
-    return _by_text(prediction, options)
-
-
-def _info_options(question: str) -> dict[str, str]:
-    out = {}
-    for letter, literal in _INFO_OPTION.findall(question):
-        try:
-            info = ast.literal_eval(literal)  # a Python dict literal; literal_eval never runs code
-        except (ValueError, SyntaxError):
-            continue
-        if isinstance(info, dict):
-            values = [str(v) for k, v in info.items() if k != "subject"]
-            out[letter] = " ".join(values)
-    return out
-
-
-def match_captioning(question: str, prediction: str) -> str | None:
-    """The option whose information the caption states: exact text first, else a clear fuzzy winner."""
-    options = _info_options(question)
-    exact = _by_text(prediction, options)
-    if exact:
-        return exact
-    scores = sorted(((fuzz.token_set_ratio(_norm(text), _norm(prediction)), key) for key, text in options.items()),
-                    reverse=True)
-    if scores and scores[0][0] >= 70 and (len(scores) == 1 or scores[0][0] - scores[1][0] >= 10):
-        return scores[0][1]
-    return None
-
-
-def gold_choice(task: str, answer: str) -> str:
-    if task == "yes_no":
-        return answer.strip().lower()
-    if task == "caption_matching":
-        return answer.split(":", 1)[0].strip().lower()
-    return answer.strip()[0]
-
-
-def match(task: str, question: str, prediction: str) -> str | None:
+def official_rating(task: str, question: str, answer: str, prediction: str | None) -> int | None:
+    """1 or 0 where the official TempCompass rules decide (``eval_multi-choice.py``, ``eval_yes_no.py``,
+    ``eval_caption_matching.py``, after their cleaning); None where those scripts hand the answer to their
+    LLM judge. Captioning is judged by the LLM only (``eval_captioning.py``): always None."""
+    if prediction is None:  # the model produced no answer: rated 0 without a judge
+        return 0
+    pred = clean(prediction)
     if task == "multi-choice":
-        return match_multi_choice(question, prediction)
+        if pred == answer:
+            return 1
+        if pred in ("A", "B", "C", "D"):
+            return int(pred == answer[0])
+        if any(pred.startswith(prefix) for prefix in ("A.", "B.", "C.", "D.")):
+            return int(pred.split(".")[0] == answer[0])
+        if any(pred.startswith(prefix) for prefix in ("A)", "B)", "C)", "D)")):
+            return int(pred.split(")")[0] == answer[0])
+        return None
     if task == "yes_no":
-        return match_yes_no(prediction)
+        lowered = pred.lower()
+        choice = "yes" if lowered.startswith("yes") else "no" if lowered.startswith("no") else None
+        return None if choice is None else int(choice == answer)
     if task == "caption_matching":
-        return match_caption_matching(question, prediction)
-    return match_captioning(question, prediction)
+        return _caption_rule(pred, question, answer)
+    return None
 
 
 def load_judge(spec: str | None) -> Callable | None:
@@ -173,26 +130,30 @@ def load_judge(spec: str | None) -> Callable | None:
 
 
 def score(predictions: list[dict[str, Any]], judge: Callable | None = None) -> dict[str, Any]:
-    """Adds ``matched``/``correct`` to each prediction; accuracy per task and per task x dimension."""
+    """Adds ``rating`` (the official rules' 1/0, or None: left to the LLM judge), ``judged`` and ``correct`` to
+    each prediction; accuracy per task and per task x dimension. An answer the official rules leave to the
+    judge is decided by ``judge`` when one is given, else counted wrong (the official scripts'
+    ``--disable_llm``) and reported as ``left_to_judge``."""
     from vstar_ray.evaluate import wilson
 
     results: dict[str, Any] = {}
     for p in predictions:
-        chosen = match(p["task"], p["question"], p["prediction"] or "")
-        p["matched"] = chosen
+        p["rating"] = official_rating(p["task"], p["question"], p["answer"], p["prediction"])
         p["judged"] = False
-        if chosen is not None:
-            p["correct"] = chosen == gold_choice(p["task"], p["answer"])
+        if p["rating"] is not None:
+            p["correct"] = bool(p["rating"])
         elif judge is not None and (verdict := judge(p["task"], p["question"], p["prediction"], p["answer"])) is not None:
             p["correct"], p["judged"] = bool(verdict), True
         else:
             p["correct"] = False
-        task = results.setdefault(p["task"], {"correct": 0, "total": 0, "unmatched": 0, "by_dimension": {}})
+        task = results.setdefault(p["task"], {"correct": 0, "total": 0, "left_to_judge": 0, "judged": 0,
+                                              "by_dimension": {}})
         dim = task["by_dimension"].setdefault(p["dimension"], {"correct": 0, "total": 0})
         for cell in (task, dim):
             cell["correct"] += p["correct"]
             cell["total"] += 1
-        task["unmatched"] += chosen is None and not p["judged"]
+        task["left_to_judge"] += p["rating"] is None and not p["judged"]
+        task["judged"] += p["judged"]
     for task in results.values():
         for cell in [task, *task["by_dimension"].values()]:
             cell["accuracy"] = round(cell["correct"] / cell["total"], 4) if cell["total"] else 0.0
@@ -254,10 +215,10 @@ def markdown(summary: dict[str, Any]) -> str:
     lines = [f"# TempCompass: {summary['model']}", "",
              f"{summary['answered']} questions answered (greedy); {len(summary['missing_videos'])} videos missing, "
              f"{len(summary['failed_videos'])} not decodable (their questions skipped).", "",
-             "| task | accuracy | 95% CI | correct / total | unmatched | " + " | ".join(DIMENSIONS) + " |",
+             "| task | accuracy | 95% CI | correct / total | left to the LLM judge | " + " | ".join(DIMENSIONS) + " |",
              "|---|---|---|---|---|" + "---|" * len(DIMENSIONS)]
     for task, r in summary["tasks"].items():
         dims = [f"{r['by_dimension'][d]['accuracy']:.3f}" if d in r["by_dimension"] else "" for d in DIMENSIONS]
         lines.append(f"| {task} | {r['accuracy']:.3f} | {r['ci95'][0]:.3f}-{r['ci95'][1]:.3f} | {r['correct']} / "
-                     f"{r['total']} | {r['unmatched']} | " + " | ".join(dims) + " |")
+                     f"{r['total']} | {r['left_to_judge']} | " + " | ".join(dims) + " |")
     return "\n".join(lines) + "\n"

@@ -16,6 +16,7 @@ several workers uses DDP, which keeps a whole model per GPU.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import shutil
 import tempfile
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from vstar_ray import models, train_step
+from vstar_ray.console import FileWatcher, Progress
 from vstar_ray.config import Config
 from vstar_ray.io import replace_dir
 from vstar_ray.training_rows import count_trained, training_dataset
@@ -65,6 +67,7 @@ def _save_checkpoint(model, optimizer, processor, state: dict, rank: int, metric
 
 
 TRAINER_STATE = "trainer_state.pt"
+STEPS_FILE = "steps.jsonl"  # rank 0 appends each optimizer step: step, of (total), loss, lr, epoch
 
 
 def lora_targets(model, suffixes: list[str], vision_tower: bool) -> list[str]:
@@ -159,9 +162,14 @@ def train_loop(config: dict) -> None:
 
     def take_step(micro_batches: list) -> None:
         nonlocal step, samples, tokens
+        lr = scheduler.get_last_lr()[0]
         losses.append(train_step.step(model, micro_batches, optimizer, t.max_grad_norm, device, mode))
         scheduler.step()
         step += 1
+        if rank == 0 and config.get("steps_file"):  # read by the console's progress line and the trackers
+            with open(config["steps_file"], "a") as f:
+                f.write(json.dumps({"step": step, "of": steps_per_epoch * t.epochs, "loss": losses[-1], "lr": lr,
+                                    "epoch": epoch + 1}) + "\n")
         samples += sum(mb.samples for mb in micro_batches)
         tokens += sum(mb.label_tokens for mb in micro_batches)
 
@@ -207,6 +215,16 @@ def train_loop(config: dict) -> None:
         dist.barrier()
 
 
+def _last_step(path: Path) -> dict | None:
+    """The last step rank 0 wrote (the tail of the file only)."""
+    if not path.exists():
+        return None
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - 4096))
+        lines = f.read().decode(errors="replace").strip().splitlines()
+    return json.loads(lines[-1]) if lines else None
+
+
 def finetune(
     cfg: Config, generated_dir: str | Path, manifest: str, base_model: str, out_dir: str | Path,
     storage_dir: str | Path, final_cycle: bool, name: str = "finetune",
@@ -218,13 +236,16 @@ def finetune(
     t = cfg.train
     start = time.time()
     num_rows = count_trained(cfg, generated_dir, final_cycle)
+    steps_file = Path(storage_dir).resolve() / name / STEPS_FILE
+    steps_file.parent.mkdir(parents=True, exist_ok=True)
+    steps_file.unlink(missing_ok=True)
     if num_rows < t.num_workers:
         raise RuntimeError(
             f"only {num_rows} kept records in {generated_dir}: too few to train {t.num_workers} workers"
         )
     trainer = TorchTrainer(
         train_loop,
-        train_loop_config={"cfg": cfg, "base_model": base_model, "num_rows": num_rows},
+        train_loop_config={"cfg": cfg, "base_model": base_model, "num_rows": num_rows, "steps_file": str(steps_file)},
         scaling_config=ScalingConfig(
             num_workers=t.num_workers, use_gpu=t.use_gpu,
             resources_per_worker={"CPU": t.cpus_per_worker, **({"GPU": t.gpus_per_worker} if t.use_gpu else {})}),
@@ -237,7 +258,16 @@ def finetune(
             checkpoint_config=CheckpointConfig(num_to_keep=1),
         ),
     )
-    result = trainer.fit()
+    bar = Progress(name, "steps")
+
+    def show(step: dict) -> None:
+        bar.update(step["step"], step["of"], f"epoch {step['epoch']}, loss {step['loss']:.4f}")
+
+    try:
+        with FileWatcher(lambda: _last_step(steps_file), show):
+            result = trainer.fit()
+    finally:
+        bar.close()
     if result.checkpoint is None:
         raise RuntimeError(f"training {name} finished without a checkpoint: {result.error}")
     out_dir = Path(out_dir)

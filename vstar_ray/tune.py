@@ -15,7 +15,9 @@ from typing import Any
 
 from vstar_ray.io import atomic_write_json, atomic_write_text, iter_jsonl
 from vstar_ray.resources import init_ray
-from vstar_ray.verify import VERIFIERS, RecordError, default_thresholds, load_thresholds, parse_labels, verify_many
+from vstar_ray.verify import (VERIFIERS, RecordError, default_thresholds, load_plugins, load_thresholds, parse_labels,
+                              verify_many)
+from vstar_ray.verify.plugins import resolve as resolve_plugins
 
 METRICS = ("f1", "precision_at_yield")
 
@@ -121,13 +123,15 @@ def _apply(base: dict, config: dict) -> dict:
     return thresholds
 
 
-def _trial(config: dict, records: list[dict], base: dict, metric: str, min_yield: float) -> None:
+def _trial(config: dict, records: list[dict], base: dict, metric: str, min_yield: float,
+           plugins: tuple[str, ...] = ()) -> None:
     from ray import tune
 
+    load_plugins(plugins)  # a trial runs in its own Ray actor
     tune.report(evaluate(records, _apply(base, config), metric, min_yield))
 
 
-def _tune_group(types, records, base, trials, metric, min_yield, seed, max_concurrent, storage):
+def _tune_group(types, records, base, trials, metric, min_yield, seed, max_concurrent, storage, plugins=()):
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
@@ -142,7 +146,7 @@ def _tune_group(types, records, base, trials, metric, min_yield, seed, max_concu
     search = OptunaSearch(metric="objective", mode="max", seed=seed, points_to_evaluate=[defaults])
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(_trial, records=records, base=base, metric=metric,
-                                                 min_yield=min_yield), {"cpu": 0.5}),
+                                                 min_yield=min_yield, plugins=plugins), {"cpu": 0.5}),
         param_space=space,
         tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(search, max_concurrent=max_concurrent),
                                     num_samples=trials, metric="objective", mode="max", reuse_actors=True),
@@ -159,10 +163,14 @@ def _tune_group(types, records, base, trials, metric, min_yield, seed, max_concu
 
 
 def run_tune(records_path: str | Path, out: str | Path, trials: int = 40, metric: str = "f1", min_yield: float = 0.3,
-             holdout: float = 0.3, seed: int = 0, max_concurrent: int = 2, base_thresholds: str | None = None) -> dict:
-    """Tune, write ``out`` (thresholds.yaml) and beside it ``<stem>_tune.{json,md,png}``; returns the summary."""
+             holdout: float = 0.3, seed: int = 0, max_concurrent: int = 2, base_thresholds: str | None = None,
+             plugins: list[str] | tuple[str, ...] = ()) -> dict:
+    """Tune, write ``out`` (thresholds.yaml) and beside it ``<stem>_tune.{json,md,png}``; returns the summary.
+    ``plugins``: verifier plug-ins, loaded here and in every trial."""
     import yaml
 
+    plugins = resolve_plugins(plugins)
+    load_plugins(plugins)
     if metric not in METRICS:
         raise TuneError(f"unknown metric {metric!r} (choose from {', '.join(METRICS)})")
     if not 0.0 < holdout < 1.0:
@@ -181,7 +189,8 @@ def run_tune(records_path: str | Path, out: str | Path, trials: int = 40, metric
         if len({r["gold"] for r in group_tune}) < 2:
             raise TuneError(f"records with verifier types {types} are all gold={group_tune[0]['gold']} in the tuning "
                             f"part; tuning needs records judged right and wrong for every type")
-        best, trial_rows = _tune_group(types, group_tune, base, trials, metric, min_yield, seed, max_concurrent, storage)
+        best, trial_rows = _tune_group(types, group_tune, base, trials, metric, min_yield, seed, max_concurrent, storage,
+                                       plugins)
         tuned = _apply(tuned, best)
         all_trials["+".join(types)] = trial_rows
         groups.append({

@@ -1,6 +1,7 @@
 """The parser-verifier: a registry of verifier types and the record-level check.
 
-Extend it with ``register("my_type", verify_fn, check_label_fn, defaults={...})``.
+Extend it with a plug-in file (``verify.plugins``, ``plugins.py``): its ``verify_<type>`` functions are
+registered in every process that verifies. ``register()`` adds a type in the calling process only.
 """
 
 from vstar_ray.verify.registry import (
@@ -16,13 +17,16 @@ from vstar_ray.verify.registry import (
     verify_record,
     verify_records,
 )
+from vstar_ray.verify.plugins import PluginError, load_plugins
 from vstar_ray.verify.sentences import set_embedding_model
 
 __all__ = [
     "VERIFIERS",
+    "PluginError",
     "RecordError",
     "Verifier",
     "default_thresholds",
+    "load_plugins",
     "load_thresholds",
     "parse_labels",
     "register",

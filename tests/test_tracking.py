@@ -1,0 +1,74 @@
+"""What a person sees and what a run leaves for the tools of this field: a short console, logs in OUT/logs/,
+TensorBoard event files read back, MLflow (sqlite) and W&B (offline) runs."""
+
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import small_run_overrides
+
+pytestmark = pytest.mark.slow
+
+
+def read_events(folder) -> list[tuple[str, int, float]]:
+    """(tag, step, value) of every scalar in a TensorBoard event folder (TFRecord framing, Event protos)."""
+    from tensorboardX.proto import event_pb2
+
+    scalars = []
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        data, i = path.read_bytes(), 0
+        while i < len(data):
+            (length,) = struct.unpack("<Q", data[i:i + 8])
+            event = event_pb2.Event()
+            event.ParseFromString(data[i + 12:i + 12 + length])
+            i += 12 + length + 4
+            scalars += [(v.tag, event.step, v.simple_value) for v in event.summary.value]
+    return scalars
+
+
+def test_a_run_s_console_logs_and_tracking(small_kit, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "vstar_ray", "run", "--config", "configs/demo.yaml", "--out", str(out)]
+    for item in small_run_overrides(small_kit) + ["cycles=2", "tracking=tensorboard,mlflow,wandb"]:
+        cmd += ["--set", item]
+    env = {**os.environ, "RAY_ADDRESS": "", "WANDB_MODE": "offline", "MLFLOW_TRACKING_URI": ""}
+    env.pop("MLFLOW_TRACKING_URI")
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    # the console: stage lines, progress lines and the table; nothing from Ray, the libraries or warnings
+    console = (proc.stdout + proc.stderr).strip().splitlines()
+    assert len(console) <= 40, "\n".join(console)
+    for noise in ("WARNING", "Warning", "Traceback", "(GeneratorActor", "RayTrainWorker", "Loading weights", "INFO"):
+        assert noise not in proc.stdout + proc.stderr, noise
+    assert console[-1].lstrip().startswith("2 ") and "cycle_2/train: " in proc.stdout
+    assert (out / "logs" / "vstar.log").stat().st_size > 0 and (out / "logs" / "ray").is_dir()
+
+    # TensorBoard: every optimizer step of both finetunes on one axis, and the per-cycle scalars
+    metrics = json.loads((out / "metrics.json").read_text())
+    steps = sum(c["train"]["steps"] for c in metrics["cycles"])
+    scalars = read_events(out / "tensorboard")
+    losses = sorted(step for tag, step, _ in scalars if tag == "train/loss")
+    assert losses == list(range(steps)) and any(tag == "train/lr" for tag, _, _ in scalars)
+    accuracy = {step: value for tag, step, value in scalars if tag == "eval/accuracy"}
+    assert accuracy == pytest.approx({0: metrics["baseline"]["eval_accuracy"],
+                                      **{c["cycle"]: c["eval_accuracy"] for c in metrics["cycles"]}})
+    tags = {tag for tag, _, _ in scalars}
+    assert {"generate/yield", "generate/kept_direct", "time/train_s", "eval/accuracy/temporal_range"} <= tags
+
+    # MLflow (sqlite in the run folder) and W&B (offline) got the same run
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    run_id = (out / ".mlflow_run_id").read_text().strip()
+    history = client.get_metric_history(run_id, "eval/accuracy")
+    assert sorted(m.step for m in history) == [0, 1, 2]
+    assert len(client.get_metric_history(run_id, "train/loss")) == steps
+    assert client.get_run(run_id).data.params["train.lr"] == "0.0005"
+    (records,) = (out / "wandb").glob("offline-run-*/run-*.wandb")  # wandb's own record log (protobuf)
+    data = records.read_bytes()
+    assert b"eval/accuracy" in data and b"train/loss" in data and b"generate/yield" in data

@@ -1,0 +1,97 @@
+"""Verifier plug-ins: point vstar-ray at one Python file (or module) and each function in it named
+``verify_<type>`` becomes the verifier of label type ``<type>``, in every process that verifies.
+
+    # my_verifiers.py
+    THRESHOLDS = {"colour": {"min_hits": 1}}       # optional: each type's tunable thresholds and defaults
+
+    def verify_colour(answer: str, label, min_hits: float = 1):   # -> bool, or (bool, what was read)
+        hits = [w for w in answer.lower().split() if w == label]
+        return len(hits) >= min_hits, hits[-1] if hits else None
+
+    def check_colour(label) -> None:                # optional: raise ValueError for a malformed label
+        if not isinstance(label, str):
+            raise ValueError(f"colour label must be a string, got {label!r}")
+
+``verify.plugins: [my_verifiers.py]`` (or ``package.module``) loads it in the driver before manifests and
+thresholds are checked, and in every Ray worker of the verify stages; ``vstar verify`` and ``vstar tune`` take
+``--plugins``. On a cluster the file must be where every node can read it (shared storage, or the job's
+working_dir). ``register()`` called in the driver alone is not seen by the workers: use a plug-in.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+from pathlib import Path
+from typing import Any, Callable
+
+from vstar_ray.verify.registry import VERIFIERS, register
+
+_LOADED: dict[str, list[str]] = {}
+
+
+class PluginError(ValueError):
+    """A plug-in that cannot be loaded; the message names it."""
+
+
+def _import(spec: str):
+    if spec.endswith(".py") or "/" in spec:
+        path = Path(spec).expanduser().resolve()
+        if not path.is_file():
+            raise PluginError(f"verify.plugins: {spec!r} is not a file")
+        module_spec = importlib.util.spec_from_file_location(f"vstar_plugin_{abs(hash(str(path)))}", path)
+        module = importlib.util.module_from_spec(module_spec)
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as e:
+            raise PluginError(f"verify.plugins: {spec!r} failed to load: {type(e).__name__}: {e}") from e
+        return module
+    try:
+        return importlib.import_module(spec)
+    except ImportError as e:
+        raise PluginError(f"verify.plugins: cannot import {spec!r}: {e}") from e
+
+
+def _wrap(fn: Callable) -> Callable[..., tuple[bool, Any]]:
+    def verify(answer: str, label: Any, **thresholds) -> tuple[bool, Any]:
+        result = fn(answer, label, **thresholds)
+        if isinstance(result, tuple):
+            return bool(result[0]), result[1]
+        return bool(result), None
+
+    return verify
+
+
+def resolve(specs: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """File paths made absolute (Ray workers may run elsewhere than the driver's folder); modules as given."""
+    return tuple(str(Path(s).expanduser().resolve()) if s.endswith(".py") or "/" in s else s for s in specs)
+
+
+def load_plugins(specs: list[str] | tuple[str, ...]) -> list[str]:
+    """Register every ``verify_<type>`` function of each plug-in (once per process); returns the types added."""
+    added: list[str] = []
+    for spec in specs:
+        if spec in _LOADED:
+            continue
+        module = _import(spec)
+        thresholds = getattr(module, "THRESHOLDS", {}) or {}
+        types = []
+        for name, fn in inspect.getmembers(module, inspect.isfunction):
+            if not name.startswith("verify_") or fn.__module__ != module.__name__:
+                continue
+            kind = name.removeprefix("verify_")
+            if kind in VERIFIERS and kind not in _types_of_plugins():
+                raise PluginError(f"verify.plugins: {spec!r} defines {name}, but {kind!r} is a built-in type")
+            check = getattr(module, f"check_{kind}", None) or (lambda label: None)
+            register(kind, _wrap(fn), check, {k: float(v) for k, v in thresholds.get(kind, {}).items()})
+            types.append(kind)
+        if not types:
+            raise PluginError(f"verify.plugins: {spec!r} defines no verify_<type> function")
+        _LOADED[spec] = types
+        added += types
+    return added
+
+
+def _types_of_plugins() -> set[str]:
+    return {t for types in _LOADED.values() for t in types}
