@@ -51,6 +51,6 @@ def test_values_out_of_range_name_the_key(override, match):
 
 
 @pytest.mark.parametrize("path", ["configs/demo.yaml", "configs/qwen2vl_7b_kinetics.yaml",
-                                  "configs/videollava_7b_kinetics.yaml", None])
+                                  "configs/videollava_7b_kinetics.yaml", "configs/vstar1m_videollava_7b.yaml", None])
 def test_shipped_configs_are_in_range(path):
     load_config(path)

@@ -116,7 +116,7 @@ def test_hinted_copies_train_rationalized_answers_under_their_hint_too(run_dir):
     rationalized = {i for i, r in kept.items() if r["kept_from"] == "rationalized"}
     for copies in (True, False):
         cfg = load_config("configs/demo.yaml", overrides + [f"train.hinted_copies={str(copies).lower()}"])
-        rows = training_dataset(cfg, generated, cfg.data.train_manifest, final_cycle=False).take_all()
+        rows = training_dataset(cfg, generated, cfg.data.train_manifest[0].manifest, final_cycle=False).take_all()
         hinted = [r for r in rows if "\nAnswer: " in r["prompt"]]
         assert len(rows) == count_trained(cfg, generated, final_cycle=False) == len(kept) + len(hinted)
         assert len(hinted) == (len(rationalized) if copies else 0)
@@ -157,7 +157,7 @@ def test_lora_finetune_writes_a_loadable_adapter(run_dir, small_kit, tmp_path):
 
     out, _, _, overrides = run_dir
     cfg = load_config("configs/demo.yaml", overrides + ["train.lora=true"])
-    result = finetune(cfg, out / "cycle_1" / "generated", cfg.data.train_manifest, str(small_kit / "seed"),
+    result = finetune(cfg, out / "cycle_1" / "generated", cfg.data.train_manifest[0].manifest, str(small_kit / "seed"),
                       tmp_path / "adapter", tmp_path / "ray_train", final_cycle=False, name="lora")
     assert result["steps"] > 0
     weights = load_file(tmp_path / "adapter" / "adapter_model.safetensors")

@@ -243,7 +243,7 @@ def test_a_family_runs_a_cycle_and_its_checkpoints_reload(family, family_root, r
     models.load_processor(str(tmp_path / "run" / "cycle_1" / "checkpoint"))
 
     cfg = load_config("configs/demo.yaml", overrides + ["train.lora=true"])
-    finetune(cfg, tmp_path / "run" / "cycle_1" / "generated", cfg.data.train_manifest, seed, tmp_path / "lora",
+    finetune(cfg, tmp_path / "run" / "cycle_1" / "generated", cfg.data.train_manifest[0].manifest, seed, tmp_path / "lora",
              tmp_path / "ray_train", final_cycle=False, name="lora")
     assert json.loads((tmp_path / "lora" / "adapter_config.json").read_text())["base_model_name_or_path"] == seed
     adapted = models.load_model(str(tmp_path / "lora"))

@@ -85,9 +85,21 @@ def check_ranges(cfg: "Config") -> None:
 
 
 @dataclass(frozen=True)
+class ManifestSource:
+    """One labeled dataset of a run. In YAML a bare path is a source with the defaults."""
+
+    manifest: str  # parquet manifest (DESIGN.md section 4), a path or URI
+    video_root: str = ""  # its relative `video` paths resolve here; default: data.video_root, else the manifest's folder
+    max_rows: int = 0  # at most this many of its rows (the first, after sampling); 0: all
+    weight: float = 1.0  # the share of its rows a run samples (seeded by `seed`), in (0, 1]
+
+
+@dataclass(frozen=True)
 class DataConfig:
-    train_manifest: str = ""  # parquet manifest (DESIGN.md section 4) used to generate training data
-    eval_manifest: str = ""  # held-out manifest, scored every cycle
+    # the manifests used to generate training data: a path, or a list of paths / ManifestSource mappings
+    # (several datasets in one run, as VSTaR-1M mixes them; ids must be unique across them)
+    train_manifest: list[ManifestSource] = field(default_factory=list)
+    eval_manifest: list[ManifestSource] = field(default_factory=list)  # held-out manifests, scored every cycle
     video_root: str = ""  # relative `video` paths resolve against this; default: the manifest's folder
     num_frames: int = 8  # frames sampled uniformly from each clip
     frame_size: int = 224  # frames are resized to frame_size x frame_size before they cross the object store
@@ -294,6 +306,20 @@ def from_dict(cls: type, raw: Any, prefix: str = "") -> Any:
 
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:
+    if tp == list[ManifestSource]:  # a path, a list of paths, or a list of ManifestSource mappings
+        if value in (None, ""):
+            return []
+        items = value if isinstance(value, list) else [value]
+        sources = [from_dict(ManifestSource, {"manifest": v} if isinstance(v, str) else v, f"{key}[{i}].")
+                   for i, v in enumerate(items)]
+        for i, source in enumerate(sources):
+            if not source.manifest:
+                raise ConfigError(f"{key}[{i}].manifest: empty")
+            if not 0 < source.weight <= 1:
+                raise ConfigError(f"{key}[{i}].weight: must be in (0, 1], got {source.weight}")
+            if source.max_rows < 0:
+                raise ConfigError(f"{key}[{i}].max_rows: must be >= 0, got {source.max_rows}")
+        return sources
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value if value is not None else {}, key + ".")
     origin = typing.get_origin(tp)

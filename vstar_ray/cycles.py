@@ -23,13 +23,14 @@ import pyarrow.parquet as pq
 
 from vstar_ray import questions, report
 from vstar_ray.console import link_ray_logs, say
-from vstar_ray.config import Config, ConfigError
+from vstar_ray.config import Config, ConfigError, ManifestSource
 from vstar_ray.generators import GeneratorPool
 from vstar_ray.io import atomic_write_json, atomic_write_text, read_json
 from vstar_ray.manifest import validate_manifest
 from vstar_ray.records import CycleRecord, PassSummary
 from vstar_ray.resources import init_ray
 from vstar_ray.run_folder import RunLock, record_config
+from vstar_ray.sources import mix
 
 
 class RunState:
@@ -77,8 +78,8 @@ def resolve_demo(cfg: Config) -> Config:
     kit = ensure_kit(cfg.demo_kit, log=log)
     data = dataclasses.replace(
         cfg.data,
-        train_manifest=cfg.data.train_manifest or str(kit / "train.parquet"),
-        eval_manifest=cfg.data.eval_manifest or str(kit / "heldout.parquet"),
+        train_manifest=cfg.data.train_manifest or [ManifestSource(str(kit / "train.parquet"))],
+        eval_manifest=cfg.data.eval_manifest or [ManifestSource(str(kit / "heldout.parquet"))],
     )
     model = dataclasses.replace(cfg.model, path=cfg.model.path or str(kit / "seed"))
     verify = dataclasses.replace(cfg.verify, thresholds=cfg.verify.thresholds or str(kit / "thresholds.yaml"))
@@ -153,10 +154,11 @@ def check_inputs(cfg: Config) -> None:
     load_verifier_plugins(cfg)
     check_model(cfg, cfg.model.path, training=True)
     for key in ("train_manifest", "eval_manifest"):
-        path = getattr(cfg.data, key)
-        if not path:
+        sources = getattr(cfg.data, key)
+        if not sources:
             raise ConfigError(f"data.{key} is empty")
-        validate_manifest(path)
+        for source in sources:
+            validate_manifest(source.manifest if "://" in source.manifest else Path(source.manifest).expanduser())
     check_engine(cfg)
     if cfg.verify.thresholds:
         from vstar_ray.verify import load_thresholds
@@ -178,7 +180,7 @@ def write_train_json(cfg: Config, generated: Path, out: Path, final_cycle: bool)
     without hint."""
     from vstar_ray.training_rows import SELECTION_COLUMNS, trained_sources, training_pairs
 
-    wanted = ["id", "video", "start", "end", "question", *SELECTION_COLUMNS]
+    wanted = ["id", "video", "start", "end", "source", "question", *SELECTION_COLUMNS]
     names = pq.ParquetDataset(generated).schema.names
     columns = pq.read_table(generated, columns=[c for c in wanted if c in names]).to_pydict()
     keep, answers = training_pairs(columns, cfg.train_on, trained_sources(final_cycle, cfg.keep_rationalized))
@@ -194,6 +196,7 @@ def write_train_json(cfg: Config, generated: Path, out: Path, final_cycle: bool)
                 {"from": "gpt", "value": answers[i]},
             ],
             "kept_from": columns["kept_from"][i] or "unfiltered",
+            "source": (columns.get("source") or [""] * len(keep))[i] or "",
         }
         for key in ("start", "end"):
             value = columns[key][i]
@@ -259,6 +262,8 @@ def run(cfg: Config, out: str | Path, resume: bool = False, allow_changed_config
         if changes:
             log(f"note: continuing with a changed config ({'; '.join(changes)}); see config_history/")
         state = RunState(out)
+        manifests = {split: mix(getattr(cfg.data, f"{split}_manifest"), out / "data" / f"{split}.parquet",
+                                cfg.data.video_root, cfg.seed) for split in ("train", "eval")}
         init_ray()
         link_ray_logs(out)
         from vstar_ray.tracking import Tracker
@@ -266,7 +271,7 @@ def run(cfg: Config, out: str | Path, resume: bool = False, allow_changed_config
         with GeneratorPool.start(cfg, training=True, log=log) as pool:
             tracker = Tracker(cfg, out)
             try:
-                metrics = _cycles(cfg, out, state, pool, resume, tracker)
+                metrics = _cycles(cfg, out, state, pool, resume, tracker, manifests["train"], manifests["eval"])
             finally:  # which processes served this invocation: one per actor, each model loaded in place
                 tracker.close()
                 history = read_json(out / GENERATORS) if (out / GENERATORS).exists() else []
@@ -278,14 +283,14 @@ def run(cfg: Config, out: str | Path, resume: bool = False, allow_changed_config
     return metrics
 
 
-def _cycles(cfg: Config, out: Path, state: RunState, pool, resume: bool, tracker) -> dict:
-    """Baseline and cycles, each stage skipped when ``state`` has it; every pass uses ``pool``'s actors; what
-    ran in this invocation is logged to ``tracker``."""
+def _cycles(cfg: Config, out: Path, state: RunState, pool, resume: bool, tracker, manifest: str, heldout: str) -> dict:
+    """Baseline and cycles over the run's (mixed) ``manifest`` and ``heldout`` manifest, each stage skipped when
+    ``state`` has it; every pass uses ``pool``'s actors; what ran in this invocation is logged to ``tracker``."""
     from vstar_ray.pipeline import label_pass, run_pass
     from vstar_ray.tracking import read_steps
     from vstar_ray.train import STEPS_FILE, finetune
 
-    manifest, heldout, pretrained = cfg.data.train_manifest, cfg.data.eval_manifest, cfg.model.path
+    pretrained = cfg.model.path
     ran: set[str] = set()
 
     def stage(name: str, fn):

@@ -40,12 +40,9 @@ class ManifestError(ValueError):
 
 def write_manifest(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
     """Write rows (labels/verifiers as dicts or JSON strings) as a manifest parquet, atomically."""
-    table = pa.Table.from_pylist([normalize_row(r) for r in rows], schema=SCHEMA)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    from vstar_ray.io import atomic_write_parquet
+
+    atomic_write_parquet(pa.Table.from_pylist([normalize_row(r) for r in rows], schema=SCHEMA), path)
 
 
 def normalize_row(row: dict[str, Any]) -> dict[str, Any]:

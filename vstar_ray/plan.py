@@ -196,13 +196,20 @@ def training_hours(cfg: Config, shape: ModelShape, a: Assumptions, videos: int, 
     return flop / (a.mfu * a.gpu_tflops * 1e12) / 3600
 
 
-def rows(path: str, fallback: int) -> tuple[int, str]:
+def rows(sources, fallback: int) -> tuple[int, str]:
+    """Rows of a run's sources (caps and weights applied), or the assumption when a manifest cannot be read."""
     import pyarrow.parquet as pq
 
-    try:
-        return pq.read_metadata(path).num_rows, path
-    except (OSError, ValueError):
-        return fallback, f"assumed: {path or 'no manifest'} cannot be read here"
+    total = 0
+    for source in sources:
+        try:
+            n = round(pq.read_metadata(source.manifest).num_rows * source.weight)
+        except (OSError, ValueError):
+            return fallback, f"assumed: {source.manifest} cannot be read here"
+        total += min(n, source.max_rows) if source.max_rows else n
+    if not sources:
+        return fallback, "assumed: no manifest"
+    return total, ", ".join(s.manifest for s in sources)
 
 
 def plan(cfg: Config, gpus: int, a: Assumptions) -> str:

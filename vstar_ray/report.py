@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vstar_ray.io import atomic_write_text
-from vstar_ray.records import CycleRecord
+from vstar_ray.records import Counts, CycleRecord
 
 COLUMNS = ("cycle", "videos", "failed", "answers", "kept direct", "kept rationalized", "rejected", "yield",
            "eval accuracy", "seconds")
@@ -50,6 +50,7 @@ def markdown(metrics: dict) -> str:
         t = e.timings
         lines.append(f"| {e.cycle} | {t['generate']:.1f} | {t['train']:.1f} | {t['eval']:.1f} |")
     lines += _suite_tables(metrics)
+    lines += _per_source(metrics)
     lines += _trained_answers(metrics)
     lines += ["", "![accuracy and yield per cycle](report.png)", ""]
     return "\n".join(lines)
@@ -79,6 +80,28 @@ def _suite_tables(metrics: dict) -> list[str]:
         for name, e in entries:
             tc = e.get("tempcompass", {})
             lines.append(f"| {name} | " + " | ".join(f"{tc[t]:.3f}" if t in tc else "" for t in tasks) + " |")
+    return lines
+
+
+def _per_source(metrics: dict) -> list[str]:
+    """Each source's yield, kept and rejected answers per cycle, and its held-out accuracy (runs that mix
+    several labeled datasets)."""
+    records = _cycles(metrics)
+    sources = sorted({s for e in records for s in e.by_source} | set(metrics["baseline"].get("eval", {})
+                                                                       .get("by_source", {})))
+    if len(sources) < 2:
+        return []
+    lines = ["", "## Per source", "", "| cycle | source | videos | answers | kept direct | kept rationalized | "
+             "rejected | yield | held-out accuracy (95% CI) |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, entry in _entries(metrics):
+        record = next((r for r in records if str(r.cycle) == name), None)
+        for source in sources:
+            counts = Counts(**record.by_source[source]) if record and source in record.by_source else None
+            held = entry.get("eval", {}).get("by_source", {}).get(source)
+            cells = ([str(counts.videos), str(counts.answers), str(counts.kept_direct), str(counts.kept_rationalized),
+                      str(counts.rejected), f"{counts.yield_:.2f}"] if counts else [""] * 6)
+            accuracy = f"{held['accuracy']:.3f} ({held['ci95'][0]:.2f}-{held['ci95'][1]:.2f})" if held else ""
+            lines.append(f"| {name} | {source or '(none)'} | " + " | ".join(cells) + f" | {accuracy} |")
     return lines
 
 
