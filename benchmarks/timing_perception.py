@@ -1,7 +1,7 @@
 """Can the tiny demo seed perceive the demo's attributes? Caption accuracy per attribute.
 
     .venv/bin/python benchmarks/timing_perception.py [--pool 1024] [--steps 600]
-    .venv/bin/python benchmarks/timing_perception.py --kit    # score the demo kit's own seed instead
+    .venv/bin/python benchmarks/timing_perception.py --kit [KIT]   # score the demo kit's (or KIT's) own seed instead
 
 The demo's clips (vstar_ray/demo/videos.py) are discs with a colour (4), a size (small/large: how much
 of the frame they cover) and a time of visibility (only at the beginning, in the middle or at
@@ -35,7 +35,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--size", type=int, default=56)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--kit", action="store_true", help="score the demo kit's seed (configs/demo.yaml)")
+    parser.add_argument("--kit", nargs="?", const="", default=None, metavar="KIT",
+                        help="score a kit's seed instead: the demo kit's (configs/demo.yaml), or the kit folder given")
     args = parser.parse_args()
 
     from vstar_ray import models
@@ -44,11 +45,11 @@ def main() -> None:
     torch.set_num_threads(2)
     start = time.time()
     heldout = dataset(64, 1, args.size)
-    if args.kit:
+    if args.kit is not None:
         from vstar_ray.config import load_config
         from vstar_ray.cycles import resolve_demo
 
-        path = resolve_demo(load_config("configs/demo.yaml")).model.path
+        path = f"{args.kit}/seed" if args.kit else resolve_demo(load_config("configs/demo.yaml")).model.path
         model, processor = models.load_model(path, "cpu", "auto").eval(), models.load_processor(path)
         print(f"the demo kit's seed, {path}")
     else:

@@ -124,7 +124,8 @@ def build_model(tokenizer, seed: int):
 def pretraining_examples(clips: list[Clip], frames: list[np.ndarray], qa_fraction: float, seed: int):
     """The related task: captions for every clip; reasoning answers (any label type) for a fraction;
     hint-following (a rationalization prompt whose hint is a random clip's label of a random type,
-    answered with that clip's reasoning)."""
+    answered with that clip's reasoning). Hinting each clip's own label instead was measured on three kit
+    draws and helped one, not the others (benchmarks/README.md, "The demo on three kit draws")."""
     rng = random.Random(seed)
     examples = []
     for clip, video in zip(clips, frames):
