@@ -19,7 +19,7 @@ import statistics
 from pathlib import Path
 
 from vstar_ray import ablations, console, cycles
-from vstar_ray.config import ManifestSource, load_config
+from vstar_ray.config import load_config
 from vstar_ray.demo.kit import KitSpec, ensure_kit
 from vstar_ray.io import atomic_write_json, atomic_write_text
 
@@ -27,18 +27,13 @@ GOAL_GAIN = 0.20
 
 
 def kit_config(kit: Path, seed: int):
-    cfg = load_config("configs/demo.yaml", [f"seed={seed}", "demo_kit="])
-    data = dataclasses.replace(cfg.data, train_manifest=[ManifestSource(str(kit / "train.parquet"))],
-                               eval_manifest=[ManifestSource(str(kit / "heldout.parquet"))])
-    return dataclasses.replace(cfg, data=data, model=dataclasses.replace(cfg.model, path=str(kit / "seed")),
-                               verify=dataclasses.replace(cfg.verify, thresholds=str(kit / "thresholds.yaml")))
+    return cycles.in_kit(load_config("configs/demo.yaml", [f"seed={seed}", "demo_kit="]), kit)
 
 
 def curve(metrics: dict) -> dict:
     types = sorted(metrics["baseline"]["eval"]["by_type"])
     entries = [metrics["baseline"]] + metrics["cycles"]
-    return {"accuracy": [e["eval_accuracy"] if "eval_accuracy" in e else e["eval"]["overall"]["accuracy"]
-                         for e in entries],
+    return {"accuracy": [e["eval_accuracy"] for e in entries],
             "by_type": {t: [e["eval"]["by_type"][t]["accuracy"] for e in entries] for t in types},
             "yield": [None] + [(c["kept_direct"] + c["kept_rationalized"]) / c["answers"] if c["answers"] else None
                                for c in metrics["cycles"]]}  # label_only generates nothing
@@ -61,21 +56,21 @@ def markdown(results: dict) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for kit, r in results.items():
         full = [c["accuracy"] for c in r["full"].values()]
-        gains = [c[-1] - c[0] for c in full]
+        gains = [ablations.gain(c) for c in full]
         gain = statistics.mean(gains)
         cells = [mean_std([c[i] for c in full]) for i in range(len(full[0]))]
-        best_other = max((v["accuracy"][-1] - v["accuracy"][0] for v in r["ablations"].values()), default=0.0)
+        best_other = max((ablations.gain(v["accuracy"]) for v in r["ablations"].values()), default=0.0)
         no_filter = r["ablations"].get("no_filter", {}).get("accuracy")
         checks = [f"gain {gain:+.3f} {'≥' if gain >= GOAL_GAIN else '<'} {GOAL_GAIN}",
                   f"full {'≥' if gain >= best_other else '<'} every ablation"]
         if no_filter:
-            checks.append(f"no_filter {no_filter[-1] - no_filter[0]:+.3f} {'≤' if no_filter[-1] - no_filter[0] <= gain / 2 else '>'}"
+            checks.append(f"no_filter {ablations.gain(no_filter):+.3f} {'≤' if ablations.gain(no_filter) <= gain / 2 else '>'}"
                           f" half of full")
         lines.append(f"| {kit} | full ({len(full)} seeds) | " + " | ".join(cells) + f" | {gain:+.3f} ± "
                      f"{statistics.pstdev(gains):.3f} | {'; '.join(checks)} |")
         for name, v in r["ablations"].items():
             a = v["accuracy"]
-            lines.append(f"| {kit} | {name} | " + " | ".join(f"{x:.3f}" for x in a) + f" | {a[-1] - a[0]:+.3f} | |")
+            lines.append(f"| {kit} | {name} | " + " | ".join(f"{x:.3f}" for x in a) + f" | {ablations.gain(a):+.3f} | |")
     lines += ["", "## Per label type, full (mean over run seeds)", "", "| kit | label type | seed model | cycle 1 | "
               "cycle 2 | cycle 3 |", "|---|---|---|---|---|---|"]
     for kit, r in results.items():
@@ -93,8 +88,9 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.4), dpi=110, sharey=True)
-    for ax, (kit, r) in zip(axes if len(results) > 1 else [axes], results.items()):
+    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.4), dpi=110, sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, (kit, r) in zip(axes, results.items()):
         runs = list(r["full"].values())
         xs = list(range(len(runs[0]["accuracy"])))
         for t in runs[0]["by_type"]:
@@ -110,8 +106,8 @@ def plot(results: dict, path: Path) -> None:
         ax.set_xticks(xs)
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("held-out accuracy") if len(results) > 1 else axes.set_ylabel("held-out accuracy")
-    (axes[-1] if len(results) > 1 else axes).legend(fontsize=7, loc="lower right")
+    axes[0].set_ylabel("held-out accuracy")
+    axes[-1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
 

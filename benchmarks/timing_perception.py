@@ -51,7 +51,7 @@ def main() -> None:
 
         path = f"{args.kit}/seed" if args.kit else resolve_demo(load_config("configs/demo.yaml")).model.path
         model, processor = models.load_model(path, "cpu", "auto").eval(), models.load_processor(path)
-        print(f"the demo kit's seed, {path}")
+        print(f"the kit's seed, {path}")
     else:
         tokenizer = seed.build_tokenizer()
         processor = seed.build_processor(tokenizer, args.size)

@@ -75,7 +75,11 @@ def resolve_demo(cfg: Config) -> Config:
         return cfg
     from vstar_ray.demo.kit import ensure_kit
 
-    kit = ensure_kit(cfg.demo_kit, log=log)
+    return in_kit(cfg, ensure_kit(cfg.demo_kit, log=log))
+
+
+def in_kit(cfg: Config, kit: Path) -> Config:
+    """``cfg`` with its empty data/model/thresholds paths pointed into the demo kit folder ``kit``."""
     data = dataclasses.replace(
         cfg.data,
         train_manifest=cfg.data.train_manifest or [ManifestSource(str(kit / "train.parquet"))],
