@@ -66,7 +66,7 @@ def main() -> None:
         chunk = heldout[i:i + 16]
         outputs += models.generate(model, processor, [f for _, f in chunk], [seed.CAPTION_PROMPT] * len(chunk), 24,
                                    False, 1.0)
-    right = np.array([(f" {c.color} " in f" {o} ", f" {c.size} " in f" {o} ", tasks.SEEN[c.when] in o)
+    right = np.array([(f" {c.color} " in f" {o} ", f" {tasks.OWN_SIZE[c.size]} " in f" {o} ", tasks.OWN_WHEN[c.when] in o)
                       for (c, _), o in zip(heldout, outputs)])
     colour, size, when = right.mean(axis=0)
     print(f"held-out captions right: colour {colour:.2f} (chance 0.25), size {size:.2f} (0.50), "

@@ -7,7 +7,7 @@ REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 if not REALDATA.exists():  # CI clones main with shared/ beside it
     REALDATA = Path(os.environ.get("VSTAR_REALDATA", "../shared/realdata")).resolve()
 
-SMALL_KIT = dict(n_train=32, n_heldout=16, seed_pool=64, seed_caption_steps=0, seed_steps=250)  # follows ~70% of hints
+SMALL_KIT = dict(n_train=32, n_heldout=16, seed_pool=64, seed_caption_steps=0, seed_steps=250)  # follows 8 of its 16 held-out hints
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,23 @@ def test_demo_labels_verify_only_their_own_answers():
                     assert not verify_labels("x", lazy, labels, verifiers, thresholds)["verified"]
 
 
+def test_the_seed_s_own_words_never_verify_a_class_or_time_label():
+    """The demo seed describes clips in its own words and meets the labels' vocabulary only in hints
+    (``tasks.OWN_SIZE``): what it says before any cycle verifies no class or temporal_range label, whichever
+    template it picks, while its width answers do."""
+    thresholds = load_thresholds(None)
+    thresholds["temporal_range"].update(THRESHOLDS["temporal_range"])
+    for clip in ALL_CLIPS:
+        for i in range(len(tasks.REASONING["class"])):
+            for task in tasks.TASKS:
+                own = tasks.own_answer(clip, task, random.Random(i))
+                for other in ALL_CLIPS:
+                    labels, verifiers = tasks.labels(other, task)
+                    verified = verify_labels("x", own, labels, verifiers, thresholds)["verified"]
+                    assert verified == (task == "float" and other.width == clip.width), (task, own, labels)
+        assert not set(content_words(tasks.own_description(clip))) & {"large", "small", "beginning", "middle", "end"}
+
+
 def test_question_choice_is_reproducible():
     assert questions.class_question("vid-1", 3) == questions.class_question("vid-1", 3)
     assert len({questions.class_question(f"vid-{i}") for i in range(100)}) > 5

@@ -29,7 +29,8 @@ from vstar_ray.manifest import write_manifest
 
 # 2: discs (colour, size, when) instead of shapes moving; the seed pretrains on its own pool
 # 3: three label types (class, temporal_range, float), a disc in the middle instead of throughout, thresholds.yaml
-KIT_VERSION = 3
+# 4: the seed speaks its own words (big/little, first half/centre/second half) and meets the labels' only in hints
+KIT_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,10 @@ class KitSpec:
     frame_size: int = 56
     seed_pool: int = 1024  # clips rendered in memory for the seed's pretraining (not the train videos)
     seed_caption_steps: int = 600  # first captions only: the seed learns to perceive colour, size and time
-    seed_steps: int = 600  # then captions, a little question answering and hint-following
+    seed_steps: int = 600  # then captions, answers in its own words and hint-following
     seed_batch_size: int = 16
     seed_lr: float = 1e-3
-    seed_qa_fraction: float = 0.1
+    seed_qa_fraction: float = 0.5
     seed: int = 0
     version: int = KIT_VERSION
 

@@ -1,8 +1,10 @@
 """The demo's tiny seed video-LMM: a Qwen2-VL built from a config with a locally trained tokenizer.
 
-It is pretrained briefly on a related task (captions of other clips, plus a little question
-answering and hint-following) so that it perceives the clips but answers the demo's questions
-mostly wrong: the starting point Video-STaR needs. It is saved with ``save_pretrained`` and read back by the
+It is pretrained briefly on a related task, in its own words: captions of other clips ("a big red disc
+is visible only in the first half"), answers that describe what it sees, and hint-following, the only
+place where it meets the labels' vocabulary ("large red disc at the beginning", "from 0.0 to 0.5").
+So it perceives the clips and answers about them, but not in the labels' terms: the starting point
+Video-STaR needs (``tasks.OWN_SIZE``). It is saved with ``save_pretrained`` and read back by the
 pipeline through ``from_pretrained``, exactly like a real model id.
 """
 
@@ -39,7 +41,7 @@ CAPTION_PROMPT = "Describe the video briefly."
 
 
 def caption(clip: Clip) -> str:
-    return f"A {clip.size} {clip.color} disc is visible {tasks.SEEN[clip.when]}."
+    return tasks.own_description(clip)
 
 
 def corpus() -> list[str]:
@@ -50,8 +52,7 @@ def corpus() -> list[str]:
         for c in ALL_CLIPS:
             hint = tasks.labels(c, task)[0]
             texts += [questions.rationalize_prompt(q, hint) for q in tasks.TEMPLATES[task]]
-            texts += [t.format(color=c.color, size=c.size, seen=tasks.SEEN[c.when], label=c.label, start=c.span[0],
-                               end=c.span[1], width=c.width) for t in tasks.REASONING[task]]
+            texts += [tasks.fill(steps + conclusion, c) for steps, conclusion in tasks.REASONING[task]]
     texts += [caption(c) for c in ALL_CLIPS] + [CAPTION_PROMPT, "user", "assistant", "system"]
     rng.shuffle(texts)
     return texts
@@ -122,10 +123,9 @@ def build_model(tokenizer, seed: int):
 
 
 def pretraining_examples(clips: list[Clip], frames: list[np.ndarray], qa_fraction: float, seed: int):
-    """The related task: captions for every clip; reasoning answers (any label type) for a fraction;
-    hint-following (a rationalization prompt whose hint is a random clip's label of a random type,
-    answered with that clip's reasoning). Hinting each clip's own label instead was measured on three kit
-    draws and helped one, not the others (benchmarks/README.md, "The demo on three kit draws")."""
+    """The related task, grounded in every example: each clip's caption; for ``qa_fraction`` of the clips,
+    the answer to a demo question in the seed's own words (``tasks.own_answer``: no label); and hint-following,
+    the clip's own label as the hint, answered with reasoning that concludes with it (``tasks.reasoning``)."""
     rng = random.Random(seed)
     examples = []
     for clip, video in zip(clips, frames):
@@ -133,11 +133,11 @@ def pretraining_examples(clips: list[Clip], frames: list[np.ndarray], qa_fractio
         if rng.random() < qa_fraction:
             task = rng.choice(tasks.TASKS)
             q = rng.choice(tasks.TEMPLATES[task])
-            examples.append((video, questions.answer_prompt(q), tasks.reasoning(clip, task, rng)))
-        hinted, task = rng.choice(ALL_CLIPS), rng.choice(tasks.TASKS)
+            examples.append((video, questions.answer_prompt(q), tasks.own_answer(clip, task, rng)))
+        task = rng.choice(tasks.TASKS)
         q = rng.choice(tasks.TEMPLATES[task])
-        examples.append((video, questions.rationalize_prompt(q, tasks.labels(hinted, task)[0]),
-                         tasks.reasoning(hinted, task, rng)))
+        examples.append((video, questions.rationalize_prompt(q, tasks.labels(clip, task)[0]),
+                         tasks.reasoning(clip, task, rng)))
     return examples
 
 

@@ -5,8 +5,8 @@
 - ``float``: the disc's width in pixels (``width``: 44), float verifier.
 
 A clip gets one of them (``TASKS[i % 3]`` in the kit), so every type has a third of the videos and its
-own held-out accuracy. The reasoning texts are what the seed is pretrained on (a few direct answers,
-and hint-following) and what tests use as answers that verify.
+own held-out accuracy. The reasoning texts are what the seed is pretrained on (its own answers, and
+hint-following) and what tests use as answers that verify.
 """
 
 from __future__ import annotations
@@ -35,26 +35,33 @@ WIDTH_QUESTIONS = [
 ]
 TEMPLATES = {"class": questions.CLASS_QUESTIONS, "temporal_range": TIME_QUESTIONS, "float": WIDTH_QUESTIONS}
 
-SEEN = {"beginning": "only at the beginning", "middle": "only in the middle", "end": "only at the end"}
+# The seed's own words for what it sees: its captions and its answers before any cycle use them. The labels use the
+# dataset's words (large/small, beginning/middle/end, fractions of the clip), which the seed meets only in hints,
+# as a real video LMM meets Kinetics' class names: Video-STaR has to teach it the labels' vocabulary, grounded in
+# what it perceives. No word of one vocabulary passes the class verifier for a word of the other.
+OWN_SIZE = {"small": "little", "large": "big"}
+OWN_WHEN = {"beginning": "only in the first half", "middle": "only around the centre", "end": "only in the second half"}
+
+# A reasoning answer is steps (what the disc looks like, in the seed's words) and a conclusion that states the label.
 REASONING = {
     "class": [
-        "First, the colour of the disc: {color}. Next, its size: {size}. Then, when it can be seen: {seen}. "
-        "So the answer is {label}.",
-        "The disc is {color} and {size}, and it is visible {seen}. Therefore: {label}.",
-        "Step 1: the disc is {color}. Step 2: it is {size}. Step 3: it appears {seen}. In short: {label}.",
+        ("First, the colour of the disc: {color}. Next, its size: {size}. Then, when it can be seen: {seen}.",
+         " So the answer is {label}."),
+        ("The disc is {color} and {size}, and it is visible {seen}.", " Therefore: {label}."),
+        ("Step 1: the disc is {color}. Step 2: it is {size}. Step 3: it appears {seen}.", " In short: {label}."),
     ],
     "temporal_range": [
-        "First, when the disc can be seen: {seen}. So it is visible from {start} to {end} of the video.",
-        "The disc appears {seen}. It shows up at {start} of the clip and is gone at {end}. "
-        "Therefore: {start} to {end}.",
-        "Step one: the disc is on screen {seen}. Step two: that part of the clip runs from {start} to {end}.",
+        ("First, when the disc can be seen: {seen}.", " So it is visible from {start} to {end} of the video."),
+        ("The disc appears {seen}.", " It shows up at {start} of the clip and is gone at {end}. Therefore: {start} to {end}."),
+        ("Step one: the disc is on screen {seen}.", " Step two: that part of the clip runs from {start} to {end}."),
     ],
     "float": [
-        "First, the size of the disc: {size}. A {size} disc is {width} pixels wide. So the width is {width}.",
-        "The disc looks {size}, so it measures about {width} pixels across. Width: {width}.",
-        "Step one: the disc is {size}. Step two: a {size} disc spans {width} pixels. Answer: {width}.",
+        ("First, the size of the disc: {size}.", " A {size} disc is {width} pixels wide. So the width is {width}."),
+        ("The disc looks {size},", " so it measures about {width} pixels across. Width: {width}."),
+        ("Step one: the disc is {size}.", " Step two: a {size} disc spans {width} pixels. Answer: {width}."),
     ],
 }
+OWN_CONCLUSION = {"float"}  # pixel widths are no dataset vocabulary: the seed concludes those on its own
 
 
 def labels(clip: Clip, task: str) -> tuple[dict, dict]:
@@ -69,9 +76,25 @@ def question(row_id: str, task: str, seed: int) -> str:
 
 def reasoning(clip: Clip, task: str, rng: random.Random) -> str:
     """A step-by-step answer about ``clip`` that ends with its ``task`` label."""
+    steps, conclusion = rng.choice(REASONING[task])
+    return fill(steps + conclusion, clip)
+
+
+def own_answer(clip: Clip, task: str, rng: random.Random) -> str:
+    """What the seed answers about ``clip`` in its own words: the steps, and a conclusion only where it needs no
+    dataset vocabulary (``OWN_CONCLUSION``)."""
+    steps, conclusion = rng.choice(REASONING[task])
+    return fill(steps + conclusion if task in OWN_CONCLUSION else steps, clip)
+
+
+def own_description(clip: Clip) -> str:
+    return f"A {OWN_SIZE[clip.size]} {clip.color} disc is visible {OWN_WHEN[clip.when]}."
+
+
+def fill(template: str, clip: Clip) -> str:
     start, end = clip.span
-    return rng.choice(REASONING[task]).format(color=clip.color, size=clip.size, seen=SEEN[clip.when],
-                                              label=clip.label, start=start, end=end, width=clip.width)
+    return template.format(color=clip.color, size=OWN_SIZE[clip.size], seen=OWN_WHEN[clip.when], label=clip.label,
+                           start=start, end=end, width=clip.width)
 
 
 def clip_for(labels: dict) -> tuple[Clip, str]:
