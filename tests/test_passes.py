@@ -47,19 +47,22 @@ def test_a_run_killed_half_way_through_a_pass_resumes_inside_it(small_kit, tmp_p
     log = tmp_path / "first.log"
     with open(log, "w") as f:
         first = subprocess.Popen(cmd, env=ENV, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
-    partial = out / "cycle_1" / ".generated.partial"
     deadline = time.time() + 400
+    while "baseline/eval: running" not in log.read_text():
+        assert first.poll() is None, log.read_text()[-3000:]
+        assert time.time() < deadline, "the run did not start its baseline eval"
+        time.sleep(0.05)
+    # a second writer of the same folder, while the first lives: refused at once, naming the holder (checked
+    # before the pass, which can take less time than starting a second process)
+    second = subprocess.run(cmd + ["--resume"], env=ENV, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert f"is in use by pid {first.pid} on " in second.stderr
+    assert first.poll() is None, log.read_text()[-3000:]
+    partial = out / "cycle_1" / ".generated.partial"
     while committed_rows(partial) < n // 2:
         assert first.poll() is None, log.read_text()[-3000:]
         assert time.time() < deadline, "the pass did not get half-way"
-        if "cycle_1/generate: running" in log.read_text() and not (tmp_path / "second.checked").exists():
-            # a second writer of the same folder, while the first lives: refused at once, naming the holder
-            second = subprocess.run(cmd + ["--resume"], env=ENV, capture_output=True, text=True, timeout=120)
-            assert second.returncode == 2, second.stderr[-2000:]
-            assert f"is in use by pid {first.pid} on " in second.stderr
-            (tmp_path / "second.checked").write_text("")
         time.sleep(0.05)
-    assert (tmp_path / "second.checked").exists()
     kill_tree(first)
     committed_at_kill = len(pq.read_table(partial, columns=["id"]))
     assert n // 2 <= committed_at_kill < n, "killed too late to prove anything"
