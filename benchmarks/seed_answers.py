@@ -27,6 +27,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from vstar_ray import models, questions
+    from vstar_ray.evaluate import score_eval
     from vstar_ray.verify import load_thresholds, verify_many
     from vstar_ray.video import decode_clip
 
@@ -35,7 +36,8 @@ def main() -> None:
     model, processor = models.load_model(path).eval(), models.load_processor(path)
     thresholds = load_thresholds(f"{args.kit}/thresholds.yaml")
     rows = pq.read_table(f"{args.kit}/heldout.parquet").to_pylist()
-    frames = [decode_clip(f"{args.kit}/{r['video']}", 8, 56).frames for r in rows]
+    spec = json.loads(open(f"{args.kit}/kit.json").read())["spec"]  # decoded as the kit's runs decode them
+    frames = [decode_clip(f"{args.kit}/{r['video']}", spec["num_frames"], spec["frame_size"]).frames for r in rows]
     kinds = [next(iter(json.loads(r["verifiers"]).values())) for r in rows]
     print(f"{path}: {len(rows)} held-out videos")
     for mode in ("plain", "hint"):
@@ -45,10 +47,9 @@ def main() -> None:
         for i in range(0, len(rows), 16):
             answers += models.generate(model, processor, frames[i:i + 16], prompts[i:i + 16], 96, False, 1.0)
         verdicts = verify_many([(r["id"], a, r["labels"], r["verifiers"]) for r, a in zip(rows, answers)], thresholds)
-        right = collections.defaultdict(list)
-        for kind, v in zip(kinds, verdicts):
-            right[kind].append(v["verified"])
-        print(f"{mode}: " + ", ".join(f"{k} {sum(v) / len(v):.3f}" for k, v in sorted(right.items())))
+        scores = score_eval([{"direct_verified": v["verified"], "direct_verdicts": json.dumps(v["verdicts"]),
+                              "verifiers": r["verifiers"]} for r, v in zip(rows, verdicts)])
+        print(f"{mode}: " + ", ".join(f"{k} {c['accuracy']:.3f}" for k, c in scores["by_type"].items()))
         shown: collections.Counter = collections.Counter()
         for r, kind, a, v in zip(rows, kinds, answers, verdicts):
             if shown[kind, v["verified"]] < args.examples:
