@@ -2,9 +2,12 @@
 
 import json
 import os
+import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,33 +27,43 @@ def free_port() -> int:
 
 
 @pytest.fixture()
-def cluster(tmp_path):
-    """A real two-node cluster on loopback: a head and a worker node, one CPU each (DESIGN.md 5)."""
+def cluster():
+    """A real two-node cluster on loopback: a head and a worker node, one CPU each (DESIGN.md 5).
+
+    Yields the clients' environment, the dashboard's address and the worker node's temp dir. The cluster has a
+    token of its own (RAY_AUTH_TOKEN): `ray start --head` with token auth refuses to start without one, and the
+    user's ~/.ray/auth_token is neither needed nor touched. The worker node has a temp dir of its own: two nodes
+    sharing /tmp/ray share one runtime_resources/ folder, and the worker node's eager install of the job's
+    working_dir (overwrite=True) deletes and unpacks again the very files the driver on the head imports from.
+    """
     # RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S (inherited by the job's driver): an actor pool starts once all its
     # actors are up, so the first actor ready does not take every batch of this small run
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token",
-           "RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S": "300"}
+           "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S": "300"}
+    worker_temp = Path(tempfile.mkdtemp(prefix="ray-w", dir="/tmp"))  # short: Ray's socket paths live under it
     port, dash = free_port(), free_port()
-    subprocess.run(
-        [str(BIN / "ray"), "start", "--head", "--num-cpus", "1", "--port", str(port), "--dashboard-port", str(dash),
-         "--dashboard-host", "127.0.0.1", "--include-dashboard", "true", "--disable-usage-stats"],
-        env=env, check=True, capture_output=True, text=True, timeout=180,
-    )
-    subprocess.run(
-        [str(BIN / "ray"), "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1", "--disable-usage-stats",
-         # a second node on the same host needs its own agent ports (the head's took the defaults)
-         "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
-         "--metrics-export-port", str(free_port()), "--runtime-env-agent-port", str(free_port())],
-        env=env, check=True, capture_output=True, text=True, timeout=180,
-    )
     try:
-        yield env, f"http://127.0.0.1:{dash}"
+        subprocess.run(
+            [str(BIN / "ray"), "start", "--head", "--num-cpus", "1", "--port", str(port), "--dashboard-port",
+             str(dash), "--dashboard-host", "127.0.0.1", "--include-dashboard", "true", "--disable-usage-stats"],
+            env=env, check=True, capture_output=True, text=True, timeout=180,
+        )
+        subprocess.run(
+            [str(BIN / "ray"), "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1", "--disable-usage-stats",
+             "--temp-dir", str(worker_temp),
+             # a second node on the same host needs its own agent ports (the head's took the defaults)
+             "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
+             "--metrics-export-port", str(free_port()), "--runtime-env-agent-port", str(free_port())],
+            env=env, check=True, capture_output=True, text=True, timeout=180,
+        )
+        yield env, f"http://127.0.0.1:{dash}", worker_temp
     finally:
         subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(worker_temp, ignore_errors=True)
 
 
 def test_job_submit_runs_a_cycle_on_both_nodes(cluster, small_kit, tmp_path):
-    env, address = cluster
+    env, address, worker_temp = cluster
     nodes = subprocess.run([str(BIN / "python"), "-c", "import ray; ray.init(); print(len(ray.nodes()))"],
                            env={**env, "RAY_ADDRESS": "auto"}, capture_output=True, text=True, timeout=120)
     assert nodes.stdout.strip().splitlines()[-1] == "2", nodes.stdout + nodes.stderr
@@ -77,11 +90,13 @@ def test_job_submit_runs_a_cycle_on_both_nodes(cluster, small_kit, tmp_path):
     assert len(generators) == 2, cycle["nodes"]  # generation ran on both nodes
     assert len(cycle["nodes"]["generate.decode"]) == 2, cycle["nodes"]
     assert len(set().union(*cycle["nodes"].values())) == 2
+    # the worker node ran from a copy of the working dir of its own, not from the head's
+    assert list(worker_temp.glob("session_*/runtime_resources/working_dir_files/_ray_pkg_*/vstar_ray/cycles.py"))
     print(f"job submit -> succeeded in {time.time() - start:.0f}s")
 
 
 def test_client_without_token_is_refused(cluster):
-    env, address = cluster
+    env, address, _ = cluster
     no_token = {k: v for k, v in env.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
     no_token["HOME"] = "/nonexistent-home"  # no ~/.ray/auth_token either
     proc = subprocess.run([str(BIN / "ray"), "job", "list", "--address", address], env=no_token,
