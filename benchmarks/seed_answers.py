@@ -28,6 +28,7 @@ def main() -> None:
 
     from vstar_ray import models, questions
     from vstar_ray.evaluate import score_eval
+    from vstar_ray.io import read_json
     from vstar_ray.verify import load_thresholds, verify_many
     from vstar_ray.video import decode_clip
 
@@ -36,7 +37,7 @@ def main() -> None:
     model, processor = models.load_model(path).eval(), models.load_processor(path)
     thresholds = load_thresholds(f"{args.kit}/thresholds.yaml")
     rows = pq.read_table(f"{args.kit}/heldout.parquet").to_pylist()
-    spec = json.loads(open(f"{args.kit}/kit.json").read())["spec"]  # decoded as the kit's runs decode them
+    spec = read_json(f"{args.kit}/kit.json")["spec"]  # decoded as the kit's runs decode them
     frames = [decode_clip(f"{args.kit}/{r['video']}", spec["num_frames"], spec["frame_size"]).frames for r in rows]
     kinds = [next(iter(json.loads(r["verifiers"]).values())) for r in rows]
     print(f"{path}: {len(rows)} held-out videos")

@@ -16,6 +16,14 @@ from vstar_ray.verify import load_thresholds, verify_labels
 from vstar_ray.verify.checks import content_words
 
 
+def kit_thresholds() -> dict:
+    """The verifier thresholds of the demo kit (its thresholds.yaml: the defaults with ``videos.THRESHOLDS``)."""
+    thresholds = load_thresholds(None)
+    for name, params in THRESHOLDS.items():
+        thresholds[name].update(params)
+    return thresholds
+
+
 def test_questions_never_contain_label_words():
     for clip in ALL_CLIPS:
         for q in questions.CLASS_QUESTIONS:
@@ -26,8 +34,7 @@ def test_demo_labels_verify_only_their_own_answers():
     """Each demo label type: the reasoning answer for a clip verifies against that clip's label and not
     against a clip that differs in what the type asks; "from 0 to 1" is no way around the temporal_range."""
     rng = random.Random(0)
-    thresholds = load_thresholds(None)
-    thresholds["temporal_range"].update(THRESHOLDS["temporal_range"])  # the kit's thresholds.yaml
+    thresholds = kit_thresholds()
     for task in tasks.TASKS:
         for clip in ALL_CLIPS:
             labels, verifiers = tasks.labels(clip, task)
@@ -45,8 +52,7 @@ def test_the_seed_s_own_words_never_verify_a_class_or_time_label():
     """The demo seed describes clips in its own words and meets the labels' vocabulary only in hints
     (``tasks.OWN_SIZE``): what it says before any cycle verifies no class or temporal_range label, whichever
     template it picks, while its width answers do."""
-    thresholds = load_thresholds(None)
-    thresholds["temporal_range"].update(THRESHOLDS["temporal_range"])
+    thresholds = kit_thresholds()
     for clip in ALL_CLIPS:
         for i in range(len(tasks.REASONING["class"])):
             for task in tasks.TASKS:

@@ -88,7 +88,7 @@ def own_answer(clip: Clip, task: str, rng: random.Random) -> str:
 
 
 def own_description(clip: Clip) -> str:
-    return f"A {OWN_SIZE[clip.size]} {clip.color} disc is visible {OWN_WHEN[clip.when]}."
+    return fill("A {size} {color} disc is visible {seen}.", clip)
 
 
 def fill(template: str, clip: Clip) -> str:
