@@ -18,7 +18,9 @@ import json
 import statistics
 from pathlib import Path
 
-from vstar_ray import ablations, console, cycles
+from vstar_ray import console
+from vstar_ray import run as video_star
+from vstar_ray.evaluation import ablations
 from vstar_ray.config import load_config
 from vstar_ray.demo.kit import KitSpec, ensure_kit
 from vstar_ray.io import atomic_write_json, atomic_write_text
@@ -27,7 +29,7 @@ GOAL_GAIN = 0.20
 
 
 def kit_config(kit: Path, seed: int):
-    return cycles.in_kit(load_config("configs/demo.yaml", [f"seed={seed}", "demo_kit="]), kit)
+    return video_star.in_kit(load_config("configs/demo.yaml", [f"seed={seed}", "demo_kit="]), kit)
 
 
 def curve(metrics: dict) -> dict:
@@ -43,7 +45,7 @@ def run(cfg, out: Path) -> dict:
     done = out / "metrics.json"
     if done.exists() and len(json.loads(done.read_text())["cycles"]) == cfg.cycles:
         return json.loads(done.read_text())
-    return cycles.run(cfg, out, resume=(out / "state.json").exists())
+    return video_star.run(cfg, out, resume=(out / "state.json").exists())
 
 
 def mean_std(values: list[float]) -> str:

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 from pipeline_throughput import benchmark_manifest  # noqa: E402
-from tests.processes import kill_tree  # noqa: E402
+from tests.helpers.processes import kill_tree  # noqa: E402
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from vstar_ray.config import load_config
-    from vstar_ray.cycles import resolve_demo
+    from vstar_ray.run import resolve_demo
 
     cfg = resolve_demo(load_config(args.config))
     kit = Path(cfg.model.path).parent

@@ -35,8 +35,8 @@ def one(n: int, config: str, overrides: list[str]) -> dict:
 
     from pipeline_throughput import benchmark_manifest
     from vstar_ray.config import load_config
-    from vstar_ray.cycles import resolve_demo
-    from vstar_ray.pipeline import run_pass
+    from vstar_ray.run import resolve_demo
+    from vstar_ray.generation.pipeline import run_pass
 
     cfg = resolve_demo(load_config(config, overrides))
     kit = Path(cfg.model.path).parent

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 def benchmark_manifest(kit: Path, n: int, out: Path) -> Path:
     """``n`` manifest rows over the kit's videos (absolute paths; repeated under new ids past 256)."""
-    from vstar_ray.manifest import write_manifest
+    from vstar_ray.data.manifest import write_manifest
 
     base = pq.read_table(kit / "train.parquet").to_pylist() + pq.read_table(kit / "heldout.parquet").to_pylist()
     rows = []
@@ -45,9 +45,9 @@ def sequential(cfg, manifest: Path) -> dict:
     """The reference loop: batch size 1, everything inline in one process."""
     import torch
 
-    from vstar_ray import models, questions
+    from vstar_ray import models, prompts
     from vstar_ray.verify import load_thresholds, verify_labels
-    from vstar_ray.video import decode_clip
+    from vstar_ray.data.video import decode_clip
 
     torch.set_num_threads(2)
     start = time.perf_counter()
@@ -65,9 +65,9 @@ def sequential(cfg, manifest: Path) -> dict:
         meta = models.video_metadata(clip.fps, clip.frame_indices, clip.clip_frames)
         timings["decode"] += time.perf_counter() - t
         labels = json.loads(row["labels"])
-        prompts = [questions.answer_prompt(row["question"])]
+        prompts = [prompts.answer_prompt(row["question"])]
         if cfg.rationalize:
-            prompts.append(questions.rationalize_prompt(row["question"], labels))
+            prompts.append(prompts.rationalize_prompt(row["question"], labels))
         for attempt, prompt in enumerate(prompts):
             t = time.perf_counter()
             answer = models.generate(model, processor, [clip.frames], [prompt], gen.max_new_tokens, gen.do_sample,
@@ -88,8 +88,8 @@ def pipeline(cfg, manifest: Path, out: Path) -> dict:
     actors, the second is what every later generation pass of a run costs (the model already loaded)."""
     import ray
 
-    from vstar_ray.generators import GeneratorPool
-    from vstar_ray.pipeline import run_pass
+    from vstar_ray.generation.pool import GeneratorPool
+    from vstar_ray.generation.pipeline import run_pass
 
     __import__("vstar_ray.resources").resources.init_ray(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
@@ -124,7 +124,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from vstar_ray.config import load_config
-    from vstar_ray.cycles import resolve_demo
+    from vstar_ray.run import resolve_demo
 
     cfg = resolve_demo(load_config(args.config, args.set))
     kit = Path(cfg.model.path).parent

@@ -26,11 +26,11 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=3)
     args = parser.parse_args()
 
-    from vstar_ray import models, questions
-    from vstar_ray.evaluate import score_eval
+    from vstar_ray import models, prompts
+    from vstar_ray.evaluation.heldout import score_eval
     from vstar_ray.io import read_json
     from vstar_ray.verify import load_thresholds, verify_many
-    from vstar_ray.video import decode_clip
+    from vstar_ray.data.video import decode_clip
 
     torch.set_num_threads(2)
     path = args.model or f"{args.kit}/seed"
@@ -42,8 +42,8 @@ def main() -> None:
     kinds = [next(iter(json.loads(r["verifiers"]).values())) for r in rows]
     print(f"{path}: {len(rows)} held-out videos")
     for mode in ("plain", "hint"):
-        prompts = [questions.answer_prompt(r["question"]) if mode == "plain"
-                   else questions.rationalize_prompt(r["question"], json.loads(r["labels"])) for r in rows]
+        prompts = [prompts.answer_prompt(r["question"]) if mode == "plain"
+                   else prompts.rationalize_prompt(r["question"], json.loads(r["labels"])) for r in rows]
         answers = []
         for i in range(0, len(rows), 16):
             answers += models.generate(model, processor, frames[i:i + 16], prompts[i:i + 16], 96, False, 1.0)

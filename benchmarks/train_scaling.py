@@ -30,9 +30,9 @@ def main() -> None:
     import ray
 
     from vstar_ray.config import load_config
-    from vstar_ray.cycles import resolve_demo
+    from vstar_ray.run import resolve_demo
     from vstar_ray.demo.kit import write_kept_pass
-    from vstar_ray.train import finetune
+    from vstar_ray.training.finetune import finetune
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -25,20 +25,6 @@ def small_kit(tmp_path_factory) -> Path:
     return ensure_kit(tmp_path_factory.mktemp("kit") / "kit", KitSpec(**SMALL_KIT), log=lambda m: None)
 
 
-def small_run_overrides(kit: Path) -> list[str]:
-    return [
-        f"data.train_manifest={kit}/train.parquet",
-        f"data.eval_manifest={kit}/heldout.parquet",
-        f"model.path={kit}/seed",
-        f"verify.thresholds={kit}/thresholds.yaml",
-        "demo_kit=",
-        "cycles=1",
-        "generate.max_new_tokens=64",
-        "train.epochs=1",
-        "train.batch_size=4",
-    ]
-
-
 @pytest.fixture(scope="module")
 def ray_local():
     """A real local Ray cluster for one test module, shut down after it (test modules run one at a time)."""

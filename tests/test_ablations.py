@@ -6,12 +6,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import small_run_overrides
-from vstar_ray import ablations, questions
+from tests.helpers.runs import small_run_overrides
+from vstar_ray import prompts
+from vstar_ray.evaluation import ablations
 from vstar_ray.config import ConfigError, load_config
-from vstar_ray.manifest import write_manifest
-from vstar_ray.pipeline import label_pass
-from vstar_ray.training_rows import trained_sources, training_pairs
+from vstar_ray.data.manifest import write_manifest
+from vstar_ray.generation.pipeline import label_pass
+from vstar_ray.training.rows import trained_sources, training_pairs
 
 GENERATED = {
     "kept_from": ["direct", "rationalized", "", "", "label"],
@@ -98,7 +99,7 @@ def test_demo_variants_run_on_the_same_data(small_kit, tmp_path):
     assert metrics["cycles"][0]["train"]["samples"] == len(manifest)
 
     labels = json.loads((out / "label_only" / "cycle_1" / "train.json").read_text())
-    expected = {r["id"]: f"The answer is {questions.render_label(json.loads(r['labels']))}." for r in manifest}
+    expected = {r["id"]: f"The answer is {prompts.render_label(json.loads(r['labels']))}." for r in manifest}
     assert {r["id"]: r["conversations"][1]["value"] for r in labels} == expected
     assert json.loads((out / "label_only" / "metrics.json").read_text())["cycles"][0]["generated"] == 0
     report = (out / "no_filter" / "report.md").read_text()

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from tests import tiny_families
-from vstar_ray.manifest import ManifestError, validate_manifest, write_manifest
+from tests.helpers import tiny_families
+from vstar_ray.data.manifest import ManifestError, validate_manifest, write_manifest
 
 
 def vstar(*args):

@@ -6,9 +6,9 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import small_run_overrides
+from tests.helpers.runs import small_run_overrides
 from vstar_ray.cli import main
-from vstar_ray.manifest import write_manifest
+from vstar_ray.data.manifest import write_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -108,7 +108,7 @@ def test_train_json_is_llava_format_without_hint(run_dir):
 
 def test_hinted_copies_train_rationalized_answers_under_their_hint_too(run_dir):
     from vstar_ray.config import load_config
-    from vstar_ray.training_rows import count_trained, training_dataset
+    from vstar_ray.training.rows import count_trained, training_dataset
 
     out, _, _, overrides = run_dir
     generated = out / "cycle_1" / "generated"
@@ -153,7 +153,7 @@ def test_lora_finetune_writes_a_loadable_adapter(run_dir, small_kit, tmp_path):
 
     from vstar_ray import models
     from vstar_ray.config import load_config
-    from vstar_ray.train import finetune
+    from vstar_ray.training.finetune import finetune
 
     out, _, _, overrides = run_dir
     cfg = load_config("configs/demo.yaml", overrides + ["train.lora=true"])

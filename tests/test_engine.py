@@ -4,7 +4,7 @@ cluster takes the same path as this echo engine does here, through real Ray acto
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import small_run_overrides
+from tests.helpers.runs import small_run_overrides
 from vstar_ray.config import ConfigError, load_config
 
 
@@ -23,7 +23,7 @@ class EchoEngine:
 
 @pytest.mark.slow
 def test_a_plugged_in_engine_generates_both_passes(small_kit, tmp_path, ray_local):
-    from vstar_ray.pipeline import run_pass
+    from vstar_ray.generation.pipeline import run_pass
 
     cfg = load_config("configs/demo.yaml", small_run_overrides(small_kit) + ["generate.engine=tests.test_engine:EchoEngine"])
     summary = run_pass(cfg, str(small_kit / "train.parquet"), cfg.model.path, tmp_path / "generated", "train")
@@ -33,7 +33,7 @@ def test_a_plugged_in_engine_generates_both_passes(small_kit, tmp_path, ray_loca
 
 
 def test_a_bad_engine_is_a_config_error_before_any_work():
-    from vstar_ray.cycles import check_engine
+    from vstar_ray.run import check_engine
 
     for spec, message in (("nope", "expected 'hf', 'vllm' or"), ("tests.test_engine:Missing", "cannot be loaded"),
                           ("tests.test_engine:pytest", "no generate")):

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from vstar_ray import tempcompass as tc
-from vstar_ray.evaluate import wilson
+from vstar_ray.evaluation import tempcompass as tc
+from vstar_ray.evaluation.heldout import wilson
 
 
 @pytest.fixture(scope="module")

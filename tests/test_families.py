@@ -1,5 +1,5 @@
 """Every supported video-LMM family, as a tiny random-weight model built from its own config class, processor
-class and a hub-shaped chat template (``tests/tiny_families.py``): what the loss trains, long samples, frame times,
+class and a hub-shaped chat template (``tests/helpers/tiny_families.py``): what the loss trains, long samples, frame times,
 LoRA targets and generation in process (fast); a real ``vstar run`` cycle with FSDP2, a LoRA finetune and reloading
 both checkpoints on a local Ray cluster (slow)."""
 
@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from tests import tiny_families
+from tests.helpers import tiny_families
 from vstar_ray import models
 from vstar_ray.families import FAMILIES
-from vstar_ray.manifest import write_manifest
+from vstar_ray.data.manifest import write_manifest
 
 FAMILY_IDS = list(tiny_families.FAMILIES)
 META = models.video_metadata(30.0, [18, 56, 93, 131, 168, 206, 243, 281], 300)  # 8 frames of a 10 s clip at 30 fps
@@ -121,7 +121,7 @@ def test_the_clip_s_frame_times_reach_the_processor(family, loaded):
 
 @pytest.mark.parametrize("family", FAMILY_IDS)
 def test_lora_adapts_the_language_model_only_unless_asked(family, loaded):
-    from vstar_ray.train import lora_targets
+    from vstar_ray.training.finetune import lora_targets
 
     model, _ = loaded(family)
     suffixes = ["q_proj", "k_proj", "v_proj", "o_proj"]
@@ -146,7 +146,7 @@ def test_a_lora_cycle_that_continues_keeps_the_earlier_cycles(loaded, family_roo
     """``train.restart_from_pretrained: false`` with LoRA: cycle 2's adapter records cycle 1's adapter as its base,
     and loading it merges pretrained + adapter 1 + adapter 2."""
     from vstar_ray.config import load_config
-    from vstar_ray.train import _load_weights
+    from vstar_ray.training.finetune import _load_weights
 
     pretrained = str(tiny_families.built("qwen2_vl", family_root))
     cfg = load_config(None, ["train.lora=true", "train.lora_r=4"])
@@ -217,7 +217,7 @@ def test_a_family_runs_a_cycle_and_its_checkpoints_reload(family, family_root, r
     of the same answers. Both checkpoints reload through from_pretrained and differ from the seed."""
     from vstar_ray.cli import main
     from vstar_ray.config import load_config
-    from vstar_ray.train import finetune
+    from vstar_ray.training.finetune import finetune
 
     seed = str(tiny_families.built(family, family_root))
     overrides = [f"model.path={seed}", f"data.train_manifest={real_manifests}/train.parquet",

@@ -16,8 +16,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import small_run_overrides
-from tests.processes import kill_tree
+from tests.helpers.runs import small_run_overrides
+from tests.helpers.processes import kill_tree
 from vstar_ray.config import load_config
 from vstar_ray.demo.kit import write_kept_pass
 
@@ -50,7 +50,7 @@ def _kill_when(condition, class_fragment: str, timeout: float = 240.0) -> int:
 
 
 def test_killed_training_worker_resumes_from_the_last_epoch_checkpoint(small_kit, tmp_path, ray_local):
-    from vstar_ray.train import finetune
+    from vstar_ray.training.finetune import finetune
 
     cfg = load_config("configs/demo.yaml", small_run_overrides(small_kit) + ["train.epochs=3", "train.max_failures=2"])
     generated = write_kept_pass(small_kit, tmp_path / "generated")
@@ -77,7 +77,7 @@ def test_killed_training_worker_resumes_from_the_last_epoch_checkpoint(small_kit
 
 
 def test_killed_generator_actor_loses_and_duplicates_no_row(small_kit, tmp_path, ray_local):
-    from vstar_ray.pipeline import run_pass
+    from vstar_ray.generation.pipeline import run_pass
 
     cfg = load_config("configs/demo.yaml", small_run_overrides(small_kit) + ["generate.batch_size=2"])
     out = tmp_path / "generated"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import small_run_overrides
+from tests.helpers.runs import small_run_overrides
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -91,7 +91,7 @@ def test_job_submit_runs_a_cycle_on_both_nodes(cluster, small_kit, tmp_path):
     assert len(cycle["nodes"]["generate.decode"]) == 2, cycle["nodes"]
     assert len(set().union(*cycle["nodes"].values())) == 2
     # the worker node ran from a copy of the working dir of its own, not from the head's
-    assert list(worker_temp.glob("session_*/runtime_resources/working_dir_files/_ray_pkg_*/vstar_ray/cycles.py"))
+    assert list(worker_temp.glob("session_*/runtime_resources/working_dir_files/_ray_pkg_*/vstar_ray/run.py"))
     print(f"job submit -> succeeded in {time.time() - start:.0f}s")
 
 

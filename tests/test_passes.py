@@ -17,10 +17,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import small_run_overrides
-from tests.processes import committed_rows, kill_tree
+from tests.helpers.runs import small_run_overrides
+from tests.helpers.processes import committed_rows, kill_tree
 from vstar_ray.config import load_config
-from vstar_ray.manifest import write_manifest
+from vstar_ray.data.manifest import write_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +90,7 @@ class StuckEngine:
 
 
 def test_a_pass_that_stops_moving_fails_naming_its_stage(small_kit, tmp_path, ray_local):
-    from vstar_ray.pipeline import PassStalled, run_pass
+    from vstar_ray.generation.pipeline import PassStalled, run_pass
 
     cfg = load_config("configs/demo.yaml", small_run_overrides(small_kit) + [
         "generate.engine=tests.test_passes:StuckEngine", "generate.stall_timeout_s=6"])
@@ -106,8 +106,8 @@ def test_generators_load_a_new_checkpoint_in_place(small_kit, tmp_path, ray_loca
     import torch
 
     from vstar_ray import models
-    from vstar_ray.generators import GeneratorPool
-    from vstar_ray.pipeline import run_pass
+    from vstar_ray.generation.pool import GeneratorPool
+    from vstar_ray.generation.pipeline import run_pass
 
     cfg = load_config("configs/demo.yaml", small_run_overrides(small_kit) + ["generate.max_actors=1"])
     changed = tmp_path / "changed"
@@ -128,13 +128,13 @@ def test_generators_load_a_new_checkpoint_in_place(small_kit, tmp_path, ray_loca
     answers = {r["id"]: r["answer"] for r in pq.read_table(tmp_path / "b").to_pylist()}
     assert answers != {r["id"]: r["answer"] for r in pq.read_table(tmp_path / "a").to_pylist()}
     # the same answers as the new weights loaded from scratch
-    from vstar_ray import questions
-    from vstar_ray.video import decode_clip
+    from vstar_ray import prompts
+    from vstar_ray.data.video import decode_clip
 
     fresh, processor = models.load_model(str(changed)).eval(), models.load_processor(str(changed))
     rows = pq.read_table(heldout).to_pylist()[:4]
     clips = [decode_clip(str(small_kit / r["video"]), cfg.data.num_frames, cfg.data.frame_size) for r in rows]
-    expected = [models.generate(fresh, processor, [c.frames], [questions.answer_prompt(r["question"])],
+    expected = [models.generate(fresh, processor, [c.frames], [prompts.answer_prompt(r["question"])],
                                 cfg.generate.max_new_tokens, False, 1.0,
                                 [models.video_metadata(c.fps, c.frame_indices, c.clip_frames)])[0]
                 for r, c in zip(rows, clips)]

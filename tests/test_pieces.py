@@ -8,10 +8,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from vstar_ray import models, questions
+from vstar_ray import models, prompts
 from vstar_ray.demo import tasks
 from vstar_ray.demo.videos import ALL_CLIPS, THRESHOLDS
-from vstar_ray.manifest import ManifestError, validate_manifest, write_manifest
+from vstar_ray.data.manifest import ManifestError, validate_manifest, write_manifest
 from vstar_ray.verify import load_thresholds, verify_labels
 from vstar_ray.verify.checks import content_words
 
@@ -26,7 +26,7 @@ def kit_thresholds() -> dict:
 
 def test_questions_never_contain_label_words():
     for clip in ALL_CLIPS:
-        for q in questions.CLASS_QUESTIONS:
+        for q in prompts.CLASS_QUESTIONS:
             assert not set(content_words(q)) & set(content_words(clip.label)), (q, clip.label)
 
 
@@ -38,7 +38,7 @@ def test_demo_labels_verify_only_their_own_answers():
     for task in tasks.TASKS:
         for clip in ALL_CLIPS:
             labels, verifiers = tasks.labels(clip, task)
-            assert questions.question("x", task, templates=tasks.TEMPLATES)
+            assert prompts.question("x", task, templates=tasks.TEMPLATES)
             for other in ALL_CLIPS:
                 other_labels = tasks.labels(other, task)[0]
                 verdict = verify_labels("x", tasks.reasoning(other, task, rng), labels, verifiers, thresholds)
@@ -65,14 +65,14 @@ def test_the_seed_s_own_words_never_verify_a_class_or_time_label():
 
 
 def test_question_choice_is_reproducible():
-    assert questions.class_question("vid-1", 3) == questions.class_question("vid-1", 3)
-    assert len({questions.class_question(f"vid-{i}") for i in range(100)}) > 5
+    assert prompts.class_question("vid-1", 3) == prompts.class_question("vid-1", 3)
+    assert len({prompts.class_question(f"vid-{i}") for i in range(100)}) > 5
 
 
 def test_rationalization_hint_rendering():
-    assert questions.render_label({"action": "arm wrestling"}) == "arm wrestling"
-    assert questions.render_label({"action": "diving", "score": 88.0}) == "action: diving. score: 88.0"
-    assert "Answer: arm wrestling." in questions.rationalize_prompt("What happens?", {"a": "arm wrestling"})
+    assert prompts.render_label({"action": "arm wrestling"}) == "arm wrestling"
+    assert prompts.render_label({"action": "diving", "score": 88.0}) == "action: diving. score: 88.0"
+    assert "Answer: arm wrestling." in prompts.rationalize_prompt("What happens?", {"a": "arm wrestling"})
 
 
 def test_manifest_errors_name_the_row(tmp_path):
@@ -109,9 +109,9 @@ def test_seed_model_loads_through_auto_classes(small_kit):
     processor = AutoProcessor.from_pretrained(small_kit / "seed")
     rows = pq.read_table(small_kit / "heldout.parquet").to_pylist()
     assert json.loads(rows[0]["verifiers"]) == {"action": "class"}
-    from vstar_ray.video import decode_clip
+    from vstar_ray.data.video import decode_clip
 
     frames = [decode_clip(str(small_kit / r["video"]), 8, 56).frames for r in rows[:3]]
-    out = models.generate(model, processor, frames, [questions.answer_prompt(r["question"]) for r in rows[:3]],
+    out = models.generate(model, processor, frames, [prompts.answer_prompt(r["question"]) for r in rows[:3]],
                           32, False, 1.0)
     assert len(out) == 3 and all(isinstance(o, str) and o for o in out)

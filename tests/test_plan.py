@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests import tiny_families
+from tests.helpers import tiny_families
 from vstar_ray import families, models, plan
 from vstar_ray.config import load_config
 

@@ -5,9 +5,9 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import small_run_overrides
+from tests.helpers.runs import small_run_overrides
 from vstar_ray.config import load_config
-from vstar_ray.manifest import write_manifest
+from vstar_ray.data.manifest import write_manifest
 from vstar_ray.verify import PluginError, load_plugins
 
 PLUGIN = "tests/plugins/colour_verifier.py"
@@ -28,7 +28,7 @@ def test_a_plugin_that_cannot_be_used_is_one_clear_error(tmp_path):
 def test_a_custom_label_type_is_verified_inside_a_real_pass(small_kit, tmp_path, ray_local):
     """The kit's class labels name a colour; a plug-in type checks it. Ray's verify workers load the plug-in
     themselves (a ``register()`` in this process alone came back as "unknown verifier type" on every row)."""
-    from vstar_ray.pipeline import run_pass
+    from vstar_ray.generation.pipeline import run_pass
 
     rows = pq.read_table(small_kit / "train.parquet").to_pylist()
     colours = ("red", "green", "blue", "yellow")
@@ -39,7 +39,7 @@ def test_a_custom_label_type_is_verified_inside_a_real_pass(small_kit, tmp_path,
     write_manifest(rows, tmp_path / "colours.parquet")
     cfg = load_config("configs/demo.yaml", small_run_overrides(small_kit) + [f"verify.plugins=[{PLUGIN}]",
                                                                             "generate.max_new_tokens=32"])
-    from vstar_ray.cycles import load_verifier_plugins
+    from vstar_ray.run import load_verifier_plugins
 
     load_verifier_plugins(cfg)
     summary = run_pass(cfg, str(tmp_path / "colours.parquet"), cfg.model.path, tmp_path / "generated", "train")

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from vstar_ray import questions
+from vstar_ray import prompts
 from vstar_ray.prepare import prepare
 from vstar_ray.prepare.common import AnnotationError
-from vstar_ray.safe_pickle import UnsafePickleError, load
+from vstar_ray.prepare.safe_pickle import UnsafePickleError, load
 
 
 def skipped(report):
@@ -23,7 +23,7 @@ def skipped(report):
 def no_leaks(manifest):
     df = pd.read_parquet(manifest)
     for row in df.itertuples():
-        assert not questions.leaked_words(row.question, json.loads(row.labels), json.loads(row.verifiers)), row.id
+        assert not prompts.leaked_words(row.question, json.loads(row.labels), json.loads(row.verifiers)), row.id
     return df
 
 
@@ -79,7 +79,7 @@ def test_finediving_pickles_frame_folders_and_mp4(realdata, tmp_path):
     assert "1.5 twists" in df.loc["01_3:after1", "question"]
     assert df.loc["01_1:score", "split"] == "test" and df.loc["01_3:score", "split"] == "train"
     assert report["skipped"] == 2998 and set(report["skipped_by_reason"]) == {"video not found"}
-    from vstar_ray.video import decode_clip
+    from vstar_ray.data.video import decode_clip
 
     assert decode_clip(str(videos / "01" / "1"), 8, 16).frames.shape == (8, 16, 16, 3)  # frame folder decodes
 
@@ -155,7 +155,7 @@ def test_table_csv_and_jsonl_with_bad_rows(realdata, tmp_path):
         + "\n")
     report = prepare("table", jsonl, videos, tmp_path / "j.parquet")
     df = pd.read_parquet(tmp_path / "j.parquet")
-    assert list(df.id) == ["mine:1"] and df.question[0] in questions.TEMPLATES["float"]
+    assert list(df.id) == ["mine:1"] and df.question[0] in prompts.TEMPLATES["float"]
     why = skipped(report)
     assert "not valid JSON" in why["mine:2"] and "bbox label" in why["mine:3"]
 
@@ -163,16 +163,16 @@ def test_table_csv_and_jsonl_with_bad_rows(realdata, tmp_path):
 def test_user_templates_and_leak_check(tmp_path):
     path = tmp_path / "q.yaml"
     path.write_text("class: ['Which sport is played here?']\n")
-    templates = questions.load_templates(str(path))
-    assert templates["class"] == ["Which sport is played here?"] and templates["float"] == questions.TEMPLATES["float"]
-    assert questions.leaked_words("Is he washing his feet?", {"a": "washing feet"}, {"a": "class"}) == ["feet", "washing"]
-    assert len(questions.TEMPLATES["class"]) >= 50
-    for kind, family in questions.TEMPLATES.items():
+    templates = prompts.load_templates(str(path))
+    assert templates["class"] == ["Which sport is played here?"] and templates["float"] == prompts.TEMPLATES["float"]
+    assert prompts.leaked_words("Is he washing his feet?", {"a": "washing feet"}, {"a": "class"}) == ["feet", "washing"]
+    assert len(prompts.TEMPLATES["class"]) >= 50
+    for kind, family in prompts.TEMPLATES.items():
         assert len(set(family)) == len(family), kind
 
 
 def test_questions_avoid_the_label_words_instead_of_losing_the_row():
     avoid = ({"a": "doing laundry"}, {"a": "class"})
-    picked = {questions.question(f"row{i}", "class", avoid=avoid) for i in range(300)}
+    picked = {prompts.question(f"row{i}", "class", avoid=avoid) for i in range(300)}
     assert len(picked) > 30 and not any("doing" in q.lower() for q in picked)
-    assert questions.question("x", "class") == questions.question("x", "class")  # seeded
+    assert prompts.question("x", "class") == prompts.question("x", "class")  # seeded

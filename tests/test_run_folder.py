@@ -46,11 +46,11 @@ def test_resume_with_a_changed_config_is_refused_listing_the_keys(tmp_path):
 
 def test_the_vstar_run_verb_refuses_a_changed_resume_before_ray_starts(tmp_path):
     """A run folder whose config.yaml says one thing, a resume that says another: rc 2, the keys, in seconds."""
-    from tests.tiny_families import built
+    from tests.helpers.tiny_families import built
 
     model = built("qwen2_vl", str(tmp_path / "models"))
     manifest = tmp_path / "m.parquet"
-    from vstar_ray.manifest import write_manifest
+    from vstar_ray.data.manifest import write_manifest
 
     write_manifest([{"id": "a", "video": "a.mp4", "labels": {"x": "cat"}, "verifiers": {"x": "class"}}], manifest)
     common = ["--set", f"model.path={model}", "--set", f"data.train_manifest={manifest}", "--set",

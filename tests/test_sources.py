@@ -1,4 +1,4 @@
-"""Several labeled datasets in one run (``vstar_ray.sources``): mixing, per-source accounting, real annotation
+"""Several labeled datasets in one run (``vstar_ray.data.sources``): mixing, per-source accounting, real annotation
 files of three datasets in one ``vstar run``."""
 
 import json
@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from tests.conftest import small_run_overrides
+from tests.helpers.runs import small_run_overrides
 from vstar_ray.config import ConfigError, ManifestSource, load_config
-from vstar_ray.manifest import ManifestError, write_manifest
-from vstar_ray.sources import mix
+from vstar_ray.data.manifest import ManifestError, write_manifest
+from vstar_ray.data.sources import mix
 
 
 def rows(prefix, n, source=""):

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import small_run_overrides
+from tests.helpers.runs import small_run_overrides
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""What one optimizer step does (``vstar_ray.train_step``), on a tiny real Qwen2-VL on CPU: activation
+"""What one optimizer step does (``vstar_ray.training.step``), on a tiny real Qwen2-VL on CPU: activation
 checkpointing changes nothing but memory, float32 master weights keep the small updates pure bfloat16 loses,
 and accumulating micro-batches equals one batch that many times larger."""
 
@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from tests import tiny_families
-from vstar_ray import models, train_step
+from tests.helpers import tiny_families
+from vstar_ray import models
+from vstar_ray.training import step as train_step
 from vstar_ray.config import ConfigError, load_config
 
 PROMPTS = ["Question: What is happening?", "Question: Describe the clip.", "Question: What colour is it?",

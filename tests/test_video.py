@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from vstar_ray.stages import decode_batch
-from vstar_ray.video import DecodeError, decode_clip, sample_indices
+from vstar_ray.generation.stages import decode_batch
+from vstar_ray.data.video import DecodeError, decode_clip, sample_indices
 
 
 def test_every_real_video_decodes(realdata):
@@ -98,7 +98,7 @@ def test_videos_by_uri_are_read_through_pyarrow_filesystems(tmp_path, realdata):
     """file:// goes through the same pyarrow filesystem path as s3:// or gs:// (no network here)."""
     import shutil
 
-    from vstar_ray.manifest import video_root_for
+    from vstar_ray.data.manifest import video_root_for
 
     (tmp_path / "clips").mkdir()
     shutil.copy(realdata / "videos" / "k400_arm_wrestling__mmaction2_demo.mp4", tmp_path / "clips" / "a.mp4")
@@ -127,7 +127,7 @@ def test_a_decoded_clip_carries_its_frame_times(realdata):
 
 
 def test_decord_and_pyav_sample_the_same_frames(realdata):
-    from vstar_ray.video import decode_with_decord, decode_with_pyav
+    from vstar_ray.data.video import decode_with_decord, decode_with_pyav
 
     path = str(realdata / "videos" / "ucf101_like_apply_eye_makeup__mmaction2_test.avi")
     a, b = decode_with_decord(path, 8, 64, 1.0, 4.0), decode_with_pyav(path, 8, 64, 1.0, 4.0)
@@ -139,7 +139,7 @@ def test_pyav_keeps_only_the_sampled_frames_in_memory(realdata):
     """The 1080p AVI holds 103 frames (640 MB decoded); sampling while decoding keeps a few at a time."""
     import tracemalloc
 
-    from vstar_ray.video import decode_with_pyav
+    from vstar_ray.data.video import decode_with_pyav
 
     path = str(realdata / "videos" / "ntu_A001_drink_water__S001C001P001R001A001_rgb.avi")
     tracemalloc.start()
@@ -153,7 +153,7 @@ def test_pyav_keeps_only_the_sampled_frames_in_memory(realdata):
 
 
 def test_a_negative_clip_window_is_an_error_not_frames_from_the_end(realdata):
-    from vstar_ray.video import decode_with_pyav
+    from vstar_ray.data.video import decode_with_pyav
 
     path = str(realdata / "videos" / "k400_arm_wrestling__mmaction2_demo.mp4")
     for decode in (decode_clip, lambda *a: decode_with_pyav(*a)):

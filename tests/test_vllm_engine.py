@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import small_run_overrides
+from tests.helpers.runs import small_run_overrides
 from vstar_ray.config import ConfigError, load_config
 
 VLLM_PYTHON = os.environ.get("VSTAR_VLLM_PYTHON", "")
@@ -18,7 +18,7 @@ needs_vllm = pytest.mark.skipif(not Path(VLLM_PYTHON or "/nonexistent").exists()
 
 def test_the_vllm_engine_is_refused_before_any_work_without_vllm(tmp_path):
     """This environment has no vLLM: the run says how to install it, in seconds."""
-    from vstar_ray.cycles import check_engine
+    from vstar_ray.run import check_engine
 
     with pytest.raises(ConfigError, match=r"vLLM is not installed in this environment; pip install 'vstar-ray\[vllm\]'"):
         check_engine(load_config(None, ["generate.engine=vllm"]))
@@ -32,7 +32,7 @@ def test_the_vllm_engine_is_refused_before_any_work_without_vllm(tmp_path):
 def test_vllm_and_hf_give_the_same_greedy_answers_and_vllm_samples(small_kit, tmp_path, ray_local):
     """The same held-out pass with both engines on the demo's seed model, greedy, at 4 frames of 56 px (where
     vLLM's and transformers' mRoPE positions agree: shared/vllm-cpu/README.md); then a sampled training pass."""
-    from vstar_ray.pipeline import run_pass
+    from vstar_ray.generation.pipeline import run_pass
 
     common = small_run_overrides(small_kit) + ["data.num_frames=4", "generate.max_actors=1"]
     vllm = ["generate.engine=vllm", f"generate.vllm.python={VLLM_PYTHON}", "generate.vllm.max_model_len=1024",

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 from vstar_ray.config import ConfigError, load_config
-from vstar_ray.manifest import ManifestError
+from vstar_ray.data.manifest import ManifestError
 from vstar_ray.prepare.common import AnnotationError
 from vstar_ray.resources import init_ray
-from vstar_ray.tempcompass import TempCompassError
+from vstar_ray.evaluation.tempcompass import TempCompassError
 from vstar_ray.tune import TuneError
 from vstar_ray.verify import RecordError
 
@@ -21,19 +21,19 @@ DEFAULT_KIT = os.environ.get("VSTAR_DEMO_KIT", "~/.cache/vstar-ray/demo-kit")
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from vstar_ray import cycles
+    from vstar_ray.run import run
 
     overrides = [f"demo_kit={DEFAULT_KIT}"] if "VSTAR_DEMO_KIT" in os.environ else []
     overrides += [f"cycles={args.cycles}"] if args.cycles else []
     cfg = load_config(args.config, overrides + list(args.set))
     if args.ablations or args.variants:
-        from vstar_ray import ablations
+        from vstar_ray.evaluation import ablations
 
         ablations.run(cfg, args.out, ablations.parse_variants(args.variants), resume=args.resume)
         _copy_seed(cfg, Path(args.out))
         print(f"\nwrote {Path(args.out).resolve()} (ablations.json, ablations.md, ablations.png; one run per variant)")
         return
-    cycles.run(cfg, args.out, resume=args.resume, allow_changed_config=args.allow_changed_config)
+    run(cfg, args.out, resume=args.resume, allow_changed_config=args.allow_changed_config)
     _copy_seed(cfg, Path(args.out))
     print(f"\nwrote {Path(args.out).resolve()} (metrics.json, report.md, report.png)")
 
@@ -48,18 +48,18 @@ def _copy_seed(cfg, out: Path) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from vstar_ray import cycles
+    from vstar_ray.run import run
 
     overrides = list(args.set) + ([f"verify.thresholds={args.thresholds}"] if args.thresholds else [])
-    cycles.run(load_config(args.config, overrides), args.out, resume=args.resume,
+    run(load_config(args.config, overrides), args.out, resume=args.resume,
                allow_changed_config=args.allow_changed_config)
 
 
 def _generate(args: argparse.Namespace) -> None:
-    from vstar_ray.cycles import check_engine, check_model, load_verifier_plugins
+    from vstar_ray.run import check_engine, check_model, load_verifier_plugins
     from vstar_ray.io import atomic_write_json
-    from vstar_ray.manifest import validate_manifest
-    from vstar_ray.pipeline import run_pass
+    from vstar_ray.data.manifest import validate_manifest
+    from vstar_ray.generation.pipeline import run_pass
 
     overrides = list(args.set) + ([f"verify.thresholds={args.thresholds}"] if args.thresholds else [])
     cfg = load_config(args.config, overrides)
@@ -78,7 +78,7 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from vstar_ray.cycles import check_engine, check_model, load_verifier_plugins
+    from vstar_ray.run import check_engine, check_model, load_verifier_plugins
     from vstar_ray.io import atomic_write_json
 
     cfg = load_config(args.config, list(args.set))
@@ -87,7 +87,7 @@ def _eval(args: argparse.Namespace) -> None:
     check_model(cfg, args.model, training=False)
     check_engine(cfg)
     if args.benchmark == "tempcompass":
-        from vstar_ray import tempcompass
+        from vstar_ray.evaluation import tempcompass
 
         if not args.questions or not args.videos:
             raise ValueError("--benchmark tempcompass needs --questions Q_DIR and --videos V_DIR")
@@ -104,8 +104,8 @@ def _eval(args: argparse.Namespace) -> None:
         return
     if not args.manifest:
         raise ValueError("give --manifest M (held-out QA) or --benchmark tempcompass")
-    from vstar_ray.cycles import held_out_eval
-    from vstar_ray.manifest import validate_manifest
+    from vstar_ray.run import held_out_eval
+    from vstar_ray.data.manifest import validate_manifest
 
     validate_manifest(args.manifest)
     init_ray()

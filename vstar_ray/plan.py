@@ -123,7 +123,7 @@ def model_shape(cfg: Config) -> ModelShape:
     params = sum(p.numel() for p in model.parameters())
     trainable = params
     if cfg.train.lora:
-        from vstar_ray.train import lora_targets
+        from vstar_ray.training.finetune import lora_targets
 
         modules = dict(model.named_modules())
         trainable = sum(cfg.train.lora_r * (modules[n].in_features + modules[n].out_features)
@@ -158,7 +158,7 @@ def activation_bytes(shape: ModelShape, seq: int, batch: int, checkpointing: boo
 
 
 def training_memory(cfg: Config, shape: ModelShape, a: Assumptions, checkpointing: bool) -> dict:
-    from vstar_ray.train_step import precision
+    from vstar_ray.training.step import precision
 
     mode = precision(cfg.train, "cuda")
     p_bytes, g_bytes, o_bytes = STATE_BYTES[mode]
@@ -215,7 +215,7 @@ def rows(sources, fallback: int) -> tuple[int, str]:
 def plan(cfg: Config, gpus: int, a: Assumptions) -> str:
     """The plan as text: memory per GPU (with and without activation checkpointing), then generation and
     training GPU-hours and wall time on ``gpus`` GPUs."""
-    from vstar_ray.train_step import activation_checkpointing
+    from vstar_ray.training.step import activation_checkpointing
 
     shape = model_shape(cfg)
     videos, videos_from = rows(cfg.data.train_manifest, a.videos)

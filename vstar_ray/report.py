@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vstar_ray.io import atomic_write_text
-from vstar_ray.records import Counts, CycleRecord
+from vstar_ray.results import Counts, CycleRecord
 
 COLUMNS = ("cycle", "videos", "failed", "answers", "kept direct", "kept rationalized", "rejected", "yield",
            "eval accuracy", "seconds")

@@ -1,7 +1,7 @@
 """What a run asks of the Ray cluster, checked before anything starts, so that a config the cluster cannot
 hold fails in seconds with the keys to change instead of waiting forever.
 
-The generator actors live for the whole run and keep their logical CPUs/GPUs (``generators``). Beside them
+The generator actors live for the whole run and keep their logical CPUs/GPUs (``generation.pool``). Beside them
 a pass needs one decode task (``data.decode_num_cpus``) and the light read/verify/write operators
 (``verify.num_cpus``); training needs ``train.num_workers`` workers plus the same two for its ingest. The
 pool gets as many actors as fit beside the larger of the two, between ``generate.min_actors`` and

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from vstar_ray.config import Config, to_dict
 from vstar_ray.console import quiet_loggers
-from vstar_ray.records import CycleRecord
+from vstar_ray.results import CycleRecord
 
 def backends(cfg: Config) -> list[str]:
     return [n.strip() for n in cfg.tracking.split(",") if n.strip() and n.strip() != "none"]

@@ -25,7 +25,7 @@ from vstar_ray.demo import seed as seed_model
 from vstar_ray.demo import tasks
 from vstar_ray.demo.videos import THRESHOLDS, make_clips, render, sampled_frames, write_mp4
 from vstar_ray.io import atomic_write_json
-from vstar_ray.manifest import write_manifest
+from vstar_ray.data.manifest import write_manifest
 
 # 2: discs (colour, size, when) instead of shapes moving; the seed pretrains on its own pool
 # 3: three label types (class, temporal_range, float), a disc in the middle instead of throughout, thresholds.yaml

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vstar_ray import models, questions
+from vstar_ray import models, prompts
 from vstar_ray.demo import tasks
 from vstar_ray.demo.videos import ALL_CLIPS, Clip
 
@@ -47,11 +47,11 @@ def caption(clip: Clip) -> str:
 def corpus() -> list[str]:
     """Every text the demo can produce, for training the tokenizer."""
     rng = random.Random(0)
-    texts = [questions.answer_prompt(q) for family in tasks.TEMPLATES.values() for q in family]
+    texts = [prompts.answer_prompt(q) for family in tasks.TEMPLATES.values() for q in family]
     for task in tasks.TASKS:
         for c in ALL_CLIPS:
             hint = tasks.labels(c, task)[0]
-            texts += [questions.rationalize_prompt(q, hint) for q in tasks.TEMPLATES[task]]
+            texts += [prompts.rationalize_prompt(q, hint) for q in tasks.TEMPLATES[task]]
             texts += [tasks.fill(steps + conclusion, c) for steps, conclusion in tasks.REASONING[task]]
     texts += [caption(c) for c in ALL_CLIPS] + [CAPTION_PROMPT, "user", "assistant", "system"]
     rng.shuffle(texts)
@@ -133,10 +133,10 @@ def pretraining_examples(clips: list[Clip], frames: list[np.ndarray], qa_fractio
         if rng.random() < qa_fraction:
             task = rng.choice(tasks.TASKS)
             q = rng.choice(tasks.TEMPLATES[task])
-            examples.append((video, questions.answer_prompt(q), tasks.own_answer(clip, task, rng)))
+            examples.append((video, prompts.answer_prompt(q), tasks.own_answer(clip, task, rng)))
         task = rng.choice(tasks.TASKS)
         q = rng.choice(tasks.TEMPLATES[task])
-        examples.append((video, questions.rationalize_prompt(q, tasks.labels(clip, task)[0]),
+        examples.append((video, prompts.rationalize_prompt(q, tasks.labels(clip, task)[0]),
                          tasks.reasoning(clip, task, rng)))
     return examples
 

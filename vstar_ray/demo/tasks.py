@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 
-from vstar_ray import questions
+from vstar_ray import prompts
 from vstar_ray.demo.videos import SIZES, WHEN, Clip
 
 TASKS = ("class", "temporal_range", "float")
@@ -33,7 +33,7 @@ WIDTH_QUESTIONS = [
     "How many pixels across is the disc?",
     "What is the disc's width, measured in pixels?",
 ]
-TEMPLATES = {"class": questions.CLASS_QUESTIONS, "temporal_range": TIME_QUESTIONS, "float": WIDTH_QUESTIONS}
+TEMPLATES = {"class": prompts.CLASS_QUESTIONS, "temporal_range": TIME_QUESTIONS, "float": WIDTH_QUESTIONS}
 
 # The seed's own words for what it sees: its captions and its answers before any cycle use them. The labels use the
 # dataset's words (large/small, beginning/middle/end, fractions of the clip), which the seed meets only in hints,
@@ -71,7 +71,7 @@ def labels(clip: Clip, task: str) -> tuple[dict, dict]:
 
 
 def question(row_id: str, task: str, seed: int) -> str:
-    return questions.question(row_id, task, seed, templates=TEMPLATES)
+    return prompts.question(row_id, task, seed, templates=TEMPLATES)
 
 
 def reasoning(clip: Clip, task: str, rng: random.Random) -> str:

@@ -84,7 +84,7 @@ def render(clip: Clip, rng: random.Random) -> np.ndarray:
 
 def sampled_frames(clip: Clip, rng: random.Random, num_frames: int, size: int) -> np.ndarray:
     """A clip rendered in memory and sampled like the decoder samples a file (no mp4 round trip)."""
-    from vstar_ray.video import resize_frames, sample_indices
+    from vstar_ray.data.video import resize_frames, sample_indices
 
     frames = render(clip, rng)
     return resize_frames(frames[sample_indices(len(frames), num_frames)], size)

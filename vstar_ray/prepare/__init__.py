@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from vstar_ray import questions
+from vstar_ray import prompts
 from vstar_ray.prepare import finediving, kinetics, ssv2, star, table
 from vstar_ray.prepare.common import AnnotationError, Context, write_skipped, write_streaming
 
@@ -29,7 +29,7 @@ def prepare(source: str, annotations: str | Path, videos: str | Path, out: str |
         raise AnnotationError(f"annotations {annotations} do not exist")
     if not videos.is_dir():
         raise AnnotationError(f"video folder {videos} does not exist")
-    ctx = Context(videos=videos, templates=questions.load_templates(templates), seed=seed)
+    ctx = Context(videos=videos, templates=prompts.load_templates(templates), seed=seed)
     if source.startswith("kinetics"):
         known = kinetics.read_classes(Path(classes)) if classes else None
         rows = kinetics.rows(ctx, annotations, known, split, source)

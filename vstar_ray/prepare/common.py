@@ -11,8 +11,8 @@ from typing import Any, Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vstar_ray import questions
-from vstar_ray.manifest import SCHEMA, normalize_row
+from vstar_ray import prompts
+from vstar_ray.data.manifest import SCHEMA, normalize_row
 from vstar_ray.verify import RecordError, parse_labels
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".gif", ".m4v")
@@ -45,7 +45,7 @@ class Context:
                  **fields) -> str:
         """A seeded template question; given the row's labels, one that does not give them away."""
         avoid = (labels, verifiers) if labels is not None else None
-        return questions.question(row_id, kind, self.seed, self.templates, avoid=avoid, **fields)
+        return prompts.question(row_id, kind, self.seed, self.templates, avoid=avoid, **fields)
 
     def video_index(self) -> "VideoIndex":
         if self.index is None:
@@ -90,7 +90,7 @@ def finish_row(ctx: Context, row: dict[str, Any]) -> dict[str, Any] | None:
     except RecordError as e:
         ctx.skip(row["id"], f"bad label: {e}")
         return None
-    leaked = questions.leaked_words(row.get("question") or "", row["labels"], row["verifiers"])
+    leaked = prompts.leaked_words(row.get("question") or "", row["labels"], row["verifiers"])
     if leaked:
         ctx.skip(row["id"], f"question gives the answer away (contains {', '.join(leaked)})")
         return None

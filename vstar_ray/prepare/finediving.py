@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from vstar_ray.prepare.common import AnnotationError, Context, finish_row
-from vstar_ray import safe_pickle
+from vstar_ray.prepare import safe_pickle
 
 COARSE = "FineDiving_coarse_annotation.pkl"
 FINE = "FineDiving_fine-grained_annotation.pkl"

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from vstar_ray import safe_pickle
+from vstar_ray.prepare import safe_pickle
 from vstar_ray.prepare.common import AnnotationError, Context, VideoProbe, finish_row
 
 

@@ -35,13 +35,13 @@ def parse_variants(text: str) -> list[str]:
 
 
 def run(cfg: Config, out: str | Path, variants: list[str], resume: bool = False) -> dict[str, list[float]]:
-    from vstar_ray import cycles
+    from vstar_ray import run as video_star
 
     out = Path(out).resolve()
     results: dict[str, list[float]] = {}
     for name in variants:
-        cycles.log(f"ablation {name}: {VARIANTS[name] or 'as configured'}")
-        metrics = cycles.run(dataclasses.replace(cfg, **VARIANTS[name]), out / name, resume=resume)
+        video_star.log(f"ablation {name}: {VARIANTS[name] or 'as configured'}")
+        metrics = video_star.run(dataclasses.replace(cfg, **VARIANTS[name]), out / name, resume=resume)
         results[name] = [metrics["baseline"]["eval_accuracy"]] + [e["eval_accuracy"] for e in metrics["cycles"]]
         atomic_write_json(out / "ablations.json", results)  # after every variant: a partial table survives a crash
     atomic_write_text(out / "ablations.md", markdown(results))

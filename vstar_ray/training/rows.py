@@ -1,5 +1,5 @@
 """Which rows of a generation pass a cycle trains on, and the answer and prompt each trains on: the one
-owner of that rule, called by ``train.json`` (``cycles.write_train_json``), by the trainer's dataset and by
+owner of that rule, called by ``train.json`` (``run.write_train_json``), by the trainer's dataset and by
 the counts in the metrics.
 """
 
@@ -12,9 +12,9 @@ import numpy as np
 import ray
 
 from vstar_ray.config import Config
-from vstar_ray.manifest import video_root_for
-from vstar_ray.pipeline import read_manifest
-from vstar_ray.stages import VIDEO_COLUMNS, decode_batch
+from vstar_ray.data.manifest import video_root_for
+from vstar_ray.generation.pipeline import read_manifest
+from vstar_ray.generation.stages import VIDEO_COLUMNS, decode_batch
 
 
 def trained_sources(final_cycle: bool, keep_rationalized: str) -> set[str]:
@@ -52,7 +52,7 @@ def hinted_copies(columns: dict, keep: np.ndarray, cfg: Config) -> np.ndarray:
 def training_dataset(cfg: Config, generated_dir: str | Path, manifest: str, final_cycle: bool) -> ray.data.Dataset:
     """The rows a cycle trains on (``training_pairs``) under their question, and ``hinted_copies`` under
     their hint prompt, decoded again for training."""
-    from vstar_ray import questions
+    from vstar_ray import prompts
 
     sources = trained_sources(final_cycle, cfg.keep_rationalized)
 
@@ -63,8 +63,8 @@ def training_dataset(cfg: Config, generated_dir: str | Path, manifest: str, fina
         out = {c: batch[c][rows] for c in ("id", "video", "start", "end", "question") if c in batch}
         out["kept_answer"] = answers[rows]
         out["prompt"] = np.array(
-            [questions.answer_prompt(batch["question"][i]) for i in plain]
-            + [questions.rationalize_prompt(batch["question"][i], json.loads(batch["labels"][i])) for i in hinted],
+            [prompts.answer_prompt(batch["question"][i]) for i in plain]
+            + [prompts.rationalize_prompt(batch["question"][i], json.loads(batch["labels"][i])) for i in hinted],
             dtype=object)
         return out
 

@@ -21,16 +21,16 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from vstar_ray import questions, report
+from vstar_ray import prompts, report
 from vstar_ray.console import link_ray_logs, say
 from vstar_ray.config import Config, ConfigError, ManifestSource
-from vstar_ray.generators import GeneratorPool
+from vstar_ray.generation.pool import GeneratorPool
 from vstar_ray.io import atomic_write_json, atomic_write_text, read_json
-from vstar_ray.manifest import validate_manifest
-from vstar_ray.records import CycleRecord, PassSummary
+from vstar_ray.data.manifest import validate_manifest
+from vstar_ray.results import CycleRecord, PassSummary
 from vstar_ray.resources import init_ray
 from vstar_ray.run_folder import RunLock, record_config
-from vstar_ray.sources import mix
+from vstar_ray.data.sources import mix
 
 
 class RunState:
@@ -105,7 +105,7 @@ def check_model(cfg: Config, path: str, training: bool) -> None:
         processor = models.load_processor(path, cfg.model.trust_remote_code)
         models.chat_format(processor)
         tokens = models.prompt_tokens(processor, cfg.data.num_frames, cfg.data.frame_size,
-                                      questions.answer_prompt("What is happening in the video? " * 4))
+                                      prompts.answer_prompt("What is happening in the video? " * 4))
     except Exception as e:  # transformers raises OSError, ValueError, KeyError ... for what is not a usable model
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         if "trust_remote_code" in str(e) or "custom code" in str(e):
@@ -131,12 +131,12 @@ def check_model(cfg: Config, path: str, training: bool) -> None:
 
 def check_engine(cfg: Config) -> None:
     """``generate.engine`` can be imported (and vLLM is installed where the config says); ConfigError if not."""
-    from vstar_ray.generate import load_engine
+    from vstar_ray.generation.engines.hf_engine import load_engine
 
     try:
         load_engine(cfg.generate.engine)
         if cfg.generate.engine == "vllm":
-            from vstar_ray.vllm_engine import check_available
+            from vstar_ray.generation.engines.vllm_engine import check_available
 
             check_available(cfg.generate.vllm)
     except ValueError as e:
@@ -169,7 +169,7 @@ def check_inputs(cfg: Config) -> None:
 
         load_thresholds(cfg.verify.thresholds)
     if cfg.eval.tempcompass_questions:
-        from vstar_ray import tempcompass
+        from vstar_ray.evaluation import tempcompass
 
         try:
             tempcompass.load_questions(cfg.eval.tempcompass_questions, tempcompass.parse_tasks(cfg.eval.tempcompass_tasks))
@@ -182,7 +182,7 @@ def check_inputs(cfg: Config) -> None:
 def write_train_json(cfg: Config, generated: Path, out: Path, final_cycle: bool) -> int:
     """The pairs a cycle trains on as LLaVA conversations (VSTaR-1M format); the human turn is the question
     without hint."""
-    from vstar_ray.training_rows import SELECTION_COLUMNS, trained_sources, training_pairs
+    from vstar_ray.training.rows import SELECTION_COLUMNS, trained_sources, training_pairs
 
     wanted = ["id", "video", "start", "end", "source", "question", *SELECTION_COLUMNS]
     names = pq.ParquetDataset(generated).schema.names
@@ -196,7 +196,7 @@ def write_train_json(cfg: Config, generated: Path, out: Path, final_cycle: bool)
             "id": columns["id"][i],
             "video": columns["video"][i],
             "conversations": [
-                {"from": "human", "value": "<video>\n" + questions.answer_prompt(columns["question"][i])},
+                {"from": "human", "value": "<video>\n" + prompts.answer_prompt(columns["question"][i])},
                 {"from": "gpt", "value": answers[i]},
             ],
             "kept_from": columns["kept_from"][i] or "unfiltered",
@@ -226,15 +226,15 @@ def kept_answer_stats(train_json: Path, examples: int = 3) -> dict:
 def held_out_eval(cfg: Config, manifest: str, model: str, folder: Path, report_name: str = "eval_report.md",
                   pool=None, resume: bool = False, label: str = "eval") -> dict:
     """The greedy held-out pass, its per-type/per-source scores with 95% CIs, and ``folder/<report_name>``."""
-    from vstar_ray.evaluate import write_report
-    from vstar_ray.pipeline import run_pass
+    from vstar_ray.evaluation.heldout import write_report
+    from vstar_ray.generation.pipeline import run_pass
 
     summary = run_pass(cfg, manifest, model, folder / "eval", "eval", pool=pool, resume=resume, label=label)
     return {**summary, "scores": write_report(folder / "eval", folder / report_name, f"Held-out evaluation: {model}")}
 
 
 def tempcompass_eval(cfg: Config, model: str, folder: Path, pool=None) -> dict:
-    from vstar_ray import tempcompass
+    from vstar_ray.evaluation import tempcompass
 
     start = time.time()
     result = tempcompass.run(cfg, cfg.eval.tempcompass_questions, cfg.eval.tempcompass_videos, model, folder,
@@ -290,9 +290,9 @@ def run(cfg: Config, out: str | Path, resume: bool = False, allow_changed_config
 def _cycles(cfg: Config, out: Path, state: RunState, pool, resume: bool, tracker, manifest: str, heldout: str) -> dict:
     """Baseline and cycles over the run's (mixed) ``manifest`` and ``heldout`` manifest, each stage skipped when
     ``state`` has it; every pass uses ``pool``'s actors; what ran in this invocation is logged to ``tracker``."""
-    from vstar_ray.pipeline import label_pass, run_pass
+    from vstar_ray.generation.pipeline import label_pass, run_pass
     from vstar_ray.tracking import read_steps
-    from vstar_ray.train import STEPS_FILE, finetune
+    from vstar_ray.training.finetune import STEPS_FILE, finetune
 
     pretrained = cfg.model.path
     ran: set[str] = set()

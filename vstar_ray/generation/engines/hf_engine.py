@@ -1,4 +1,4 @@
-"""Generation engines: what a generator actor (``generators.GeneratorActor``) holds to answer batches.
+"""Generation engines: what a generator actor (``generation.pool.GeneratorActor``) holds to answer batches.
 
 ``hf`` (the default) is batched transformers ``generate``; ``generate.engine: package.module:Class`` selects
 another (README, "Generation engines").
@@ -39,7 +39,7 @@ def load_engine(spec: str) -> type:
     if spec == "hf":
         return HFEngine
     if spec == "vllm":
-        from vstar_ray.vllm_engine import VLLMEngine
+        from vstar_ray.generation.engines.vllm_engine import VLLMEngine
 
         return VLLMEngine
     module_name, sep, class_name = spec.partition(":")

@@ -2,7 +2,7 @@
 
 decord can hang inside C code while holding the GIL (a stalled network mount, a FIFO, some
 broken streams), and no thread-level timeout can interrupt that. ``TimedDecoder`` keeps one
-child (``python -m vstar_ray.decode_worker``) per decode process, sends it one clip at a time
+child (``python -m vstar_ray.data.decode_worker``) per decode process, sends it one clip at a time
 over a pipe, and kills it after ``timeout_s``; the next clip starts a fresh child.
 
 Protocol: one JSON request line on stdin; the answer is one JSON header line on stdout
@@ -17,13 +17,14 @@ import os
 import select
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
-from vstar_ray.video import DecodeError, DecodedClip, decode_clip
+from vstar_ray.data.video import DecodeError, DecodedClip, decode_clip
 
 
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # vstar_ray importable in the child
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])  # vstar_ray importable in the child
 
 
 class DecodeTimeout(DecodeError):
@@ -39,7 +40,7 @@ class TimedDecoder:
 
     def _start(self) -> subprocess.Popen:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vstar_ray.decode_worker"],
+            [sys.executable, "-m", "vstar_ray.data.decode_worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -4,7 +4,7 @@
                  ─► rationalize failures (generator actors) ─► verify (CPU) ─► commit (parquet shards)
 
 ``mode="eval"`` decodes greedily and skips rationalization; ``mode="raw"`` answers each row's own prompt
-(benchmarks). The generator actors belong to the run (``generators.GeneratorPool``): a pass reaches them
+(benchmarks). The generator actors belong to the run (``pool.GeneratorPool``): a pass reaches them
 through light tasks, so passes start no model process of their own.
 
 A pass survives being killed. Every finished batch is committed as its own parquet shard in
@@ -32,11 +32,11 @@ from ray.data import TaskPoolStrategy
 
 from vstar_ray.config import Config
 from vstar_ray.console import Progress
-from vstar_ray.generators import GeneratorPool, PassGenerators
+from vstar_ray.generation.pool import GeneratorPool, PassGenerators
 from vstar_ray.io import atomic_write_json, replace_dir
-from vstar_ray.manifest import video_root_for
-from vstar_ray.records import PassSummary
-from vstar_ray.stages import (SHARD_PREFIX, VIDEO_COLUMNS, commit_batch, counted, decode_batch, finalize_batch,
+from vstar_ray.data.manifest import video_root_for
+from vstar_ray.results import PassSummary
+from vstar_ray.generation.stages import (SHARD_PREFIX, VIDEO_COLUMNS, commit_batch, counted, decode_batch, finalize_batch,
                               generate_batch, verify_batch)
 from vstar_ray.verify import load_thresholds
 from vstar_ray.verify.plugins import resolve as plugin_specs
@@ -98,7 +98,7 @@ def _decoded(cfg: Config, ds: ray.data.Dataset, video_root: str, generators: Pas
 
 
 def _asked(cfg: Config, ds: ray.data.Dataset, generators: PassGenerators, mode: str, actors: int) -> ray.data.Dataset:
-    """Rows go to the run's generator actors (``generators``) from light tasks that wait on them; a few
+    """Rows go to the run's generator actors (``pool``) from light tasks that wait on them; a few
     batches per actor are in flight, so no actor waits for work. A rationalize task takes several
     generation batches' worth of rows: only their failures are generated for."""
     return ds.map_batches(
@@ -293,11 +293,11 @@ def answer_prompts(cfg: Config, rows: str, video_root: str, model_path: str, out
 def label_pass(manifest: str, out_dir: str | Path) -> dict:
     """The ``train_on: labels`` baseline's "pass": no model; every manifest row is kept with a template answer
     that states its label (``The answer is <label>.``). Same columns as a generation pass where they apply."""
-    from vstar_ray import questions
+    from vstar_ray import prompts
 
     start = time.time()
     table = pq.read_table(manifest)
-    answers = [f"The answer is {questions.render_label(json.loads(labels))}." for labels in table["labels"].to_pylist()]
+    answers = [f"The answer is {prompts.render_label(json.loads(labels))}." for labels in table["labels"].to_pylist()]
     n = table.num_rows
     table = (table.append_column("error", pa.array([""] * n)).append_column("answer", pa.array([""] * n))
              .append_column("kept", pa.array([True] * n)).append_column("kept_from", pa.array(["label"] * n))

@@ -134,7 +134,7 @@ def score(predictions: list[dict[str, Any]], judge: Callable | None = None) -> d
     each prediction; accuracy per task and per task x dimension. An answer the official rules leave to the
     judge is decided by ``judge`` when one is given, else counted wrong (the official scripts'
     ``--disable_llm``) and reported as ``left_to_judge``."""
-    from vstar_ray.evaluate import wilson
+    from vstar_ray.evaluation.heldout import wilson
 
     results: dict[str, Any] = {}
     for p in predictions:
@@ -172,7 +172,7 @@ def run(cfg, questions_dir: str | Path, videos_dir: str | Path, model: str, out:
     import pyarrow.parquet as pq
 
     from vstar_ray.io import atomic_write_json, atomic_write_text
-    from vstar_ray.pipeline import answer_prompts
+    from vstar_ray.generation.pipeline import answer_prompts
     from vstar_ray.prepare.common import VideoIndex
 
     judge_fn = load_judge(judge)

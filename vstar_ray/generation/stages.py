@@ -1,7 +1,7 @@
 """The stages of a generation pass, as plain functions over numpy batches.
 
 ``decode_batch``, ``verify_batch`` and ``finalize_batch`` run on CPUs; ``generate_batch`` hands its rows to
-the run's generator actors (``generators``) and waits; ``commit_batch`` writes the finished rows as one
+the run's generator actors (``pool``) and waits; ``commit_batch`` writes the finished rows as one
 parquet shard, so that a pass killed half-way keeps what it committed (``pipeline``).
 """
 
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from vstar_ray import questions
-from vstar_ray.decode_worker import decode_with_timeout
-from vstar_ray.manifest import resolve_video
+from vstar_ray import prompts
+from vstar_ray.data.decode_worker import decode_with_timeout
+from vstar_ray.data.manifest import resolve_video
 from vstar_ray.verify import RecordError, load_plugins, set_embedding_model, verify_many
-from vstar_ray.video import DecodeError
+from vstar_ray.data.video import DecodeError
 
 
 VIDEO_COLUMNS = ("frames", "fps", "frame_index", "clip_frames")  # what decode_batch adds; dropped before writing
@@ -129,10 +129,10 @@ MODES = {"answer": ("answer", "prompt", "answer"), "eval": ("answer", "prompt", 
 
 def _prompt(batch: dict[str, np.ndarray], i: int, mode: str) -> str:
     if mode == "rationalize":
-        return questions.rationalize_prompt(batch["question"][i], json.loads(batch["labels"][i]))
+        return prompts.rationalize_prompt(batch["question"][i], json.loads(batch["labels"][i]))
     if mode == "raw":  # benchmarks: the row carries its own prompt
         return str(batch["prompt"][i])
-    return questions.answer_prompt(batch["question"][i])
+    return prompts.answer_prompt(batch["question"][i])
 
 
 def generate_batch(batch: dict[str, np.ndarray], generators, mode: str) -> dict[str, np.ndarray]:

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from vstar_ray.config import ManifestSource
 from vstar_ray.io import atomic_write_parquet
-from vstar_ray.manifest import SCHEMA, ManifestError, is_uri, resolve_video, video_root_for
+from vstar_ray.data.manifest import SCHEMA, ManifestError, is_uri, resolve_video, video_root_for
 from vstar_ray.verify import RecordError
 
 

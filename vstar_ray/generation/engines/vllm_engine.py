@@ -64,7 +64,7 @@ class VLLMEngine:
         if self.python:
             self._start_child()
         else:
-            from vstar_ray import vllm_worker
+            from vstar_ray.generation.engines import vllm_worker
 
             self.llm = vllm_worker.build(self.model_path, self.options)
 
@@ -88,7 +88,7 @@ class VLLMEngine:
         params = {"max_new_tokens": max_new_tokens, "do_sample": do_sample, "temperature": temperature,
                   "seed": int(seed), "stop_token_ids": self.stop_ids}
         if self.llm is not None:
-            from vstar_ray import vllm_worker
+            from vstar_ray.generation.engines import vllm_worker
 
             return vllm_worker.generate(self.llm, clips, texts, metadata, params)
         request = {"prompts": texts, "metadata": metadata, "params": params, "shapes": [list(c.shape) for c in clips]}

@@ -1,9 +1,9 @@
 """One STaR finetune with Ray Train: FSDP2 over all workers, answer-only loss, optional LoRA.
 
-Kept records (prompt without hint, kept answer; ``training_rows``) are decoded by Ray Data and streamed
+Kept records (prompt without hint, kept answer; ``training.rows``) are decoded by Ray Data and streamed
 to the workers (``get_dataset_shard``). Each worker loads the base model through ``from_pretrained``,
 wraps it with peft (optional), turns on activation checkpointing and shards it with ``fully_shard``
-(``train_step``: gloo + fp32 on CPU; nccl + bf16-mixed on GPUs, float32 master weights and AdamW state),
+(``training.step``: gloo + fp32 on CPU; nccl + bf16-mixed on GPUs, float32 master weights and AdamW state),
 trains with AdamW and a cosine schedule with warmup, accumulating micro-batches to
 ``train.global_batch_size``, and rank 0 writes an HF-format model (or adapter) in ``model.dtype`` that
 ``from_pretrained`` and the next cycle's generators load.
@@ -26,11 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vstar_ray import models, train_step
+from vstar_ray import models
+from vstar_ray.training import step as train_step
 from vstar_ray.console import FileWatcher, Progress
 from vstar_ray.config import Config
 from vstar_ray.io import replace_dir
-from vstar_ray.training_rows import count_trained, training_dataset
+from vstar_ray.training.rows import count_trained, training_dataset
 
 
 def _cosine_with_warmup(total_steps: int, warmup_ratio: float):

@@ -1,0 +1,1 @@
+"""Shared test helpers: tiny models of every family, small runs, real process kills."""
