@@ -1,11 +1,13 @@
 """The launch files in cluster/ parse, and what they name (entrypoint, config, runtime_env, files) exists."""
 
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 
-from jobs.video_star import parse
+from vstar_ray.cli import build_parser
 from vstar_ray.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,8 +20,7 @@ def _load(name: str) -> dict:
 def _check_entrypoint(entrypoint: str) -> None:
     argv = shlex.split(entrypoint)
     assert argv[:3] == ["python", "-m", "jobs.video_star"], argv
-    forwarded = parse(argv[3:])
-    config = forwarded[forwarded.index("--config") + 1]
+    config = build_parser().parse_args(["run", *argv[3:]]).config  # the job passes its arguments to vstar run
     assert (ROOT / config).is_file(), config
     cfg = load_config(ROOT / config)
     assert cfg.generate.num_gpus > 0 and cfg.train.use_gpu, "the cluster config must use the GPUs"
@@ -73,3 +74,17 @@ def test_dockerfile_copies_files_that_exist():
         if line.startswith("COPY "):
             for source in line.split()[1:-1]:
                 assert (ROOT / source).exists(), source
+
+
+def test_the_job_entrypoint_takes_every_argument_of_vstar_run():
+    """``python -m jobs.video_star`` is ``vstar run``: --resume, --allow-changed-config, --thresholds and --set
+    all reach it (an argument it dropped would change a resumed run silently)."""
+    proc = subprocess.run([sys.executable, "-m", "jobs.video_star", "--help"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for option in ("--config", "--out", "--resume", "--allow-changed-config", "--thresholds", "--set", "--verbose"):
+        assert option in proc.stdout, option
+    proc = subprocess.run([sys.executable, "-m", "jobs.video_star", "--config", "c.yaml", "--out", "o",
+                           "--no-such-option"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 2 and "unrecognized arguments: --no-such-option" in proc.stderr

@@ -6,14 +6,13 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 
 from vstar_ray.config import ConfigError, load_config
-from vstar_ray.data.manifest import ManifestError
-from vstar_ray.prepare.common import AnnotationError
+from vstar_ray.errors import InputError, WorkFailed
+from vstar_ray.io import make_dir
 from vstar_ray.resources import init_ray
-from vstar_ray.evaluation.tempcompass import TempCompassError
-from vstar_ray.tune import TuneError
 from vstar_ray.verify import RecordError
 
 REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -70,7 +69,7 @@ def _generate(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if (out / "generated").exists() and not args.resume:
         raise ConfigError(f"{out}/generated already exists: choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out, "the output folder")
     init_ray()
     summary = run_pass(cfg, args.manifest, args.model, out / "generated", "train", resume=args.resume)
     atomic_write_json(out / "metrics.json", summary)
@@ -90,7 +89,7 @@ def _eval(args: argparse.Namespace) -> None:
         from vstar_ray.evaluation import tempcompass
 
         if not args.questions or not args.videos:
-            raise ValueError("--benchmark tempcompass needs --questions Q_DIR and --videos V_DIR")
+            raise InputError("--benchmark tempcompass needs --questions Q_DIR and --videos V_DIR")
         tasks = tempcompass.parse_tasks(args.tasks)
         tempcompass.load_questions(args.questions, tasks)  # bad files fail before Ray starts
         tempcompass.load_judge(args.judge)
@@ -103,7 +102,7 @@ def _eval(args: argparse.Namespace) -> None:
         print(f"wrote {out}/results.json, results.md, predictions.jsonl")
         return
     if not args.manifest:
-        raise ValueError("give --manifest M (held-out QA) or --benchmark tempcompass")
+        raise InputError("give --manifest M (held-out QA) or --benchmark tempcompass")
     from vstar_ray.run import held_out_eval
     from vstar_ray.data.manifest import validate_manifest
 
@@ -116,7 +115,7 @@ def _eval(args: argparse.Namespace) -> None:
 
 
 def _verify(args: argparse.Namespace) -> None:
-    from vstar_ray.io import iter_jsonl
+    from vstar_ray.io import atomic_path, iter_jsonl
     from vstar_ray.verify import load_plugins, load_thresholds, set_embedding_model, verify_records
 
     load_plugins(args.plugins)
@@ -124,7 +123,6 @@ def _verify(args: argparse.Namespace) -> None:
     if args.embedding_model:
         set_embedding_model(args.embedding_model)
     out = Path(args.out)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     counts = {"records": 0, "verified": 0, "invalid": 0}
 
     def flush(chunk: list[tuple[int, object]], f) -> None:
@@ -144,19 +142,15 @@ def _verify(args: argparse.Namespace) -> None:
             counts["verified"] += bool(result.get("verified"))
             f.write(json.dumps(result, ensure_ascii=False) + "\n")
 
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            chunk: list[tuple[int, object]] = []
-            for n, record, why in iter_jsonl(args.inp):
-                chunk.append((n, ValueError(why) if why else record))
-                if len(chunk) >= args.batch_size:
-                    flush(chunk, f)
-                    chunk = []
-            if chunk:
+    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        chunk: list[tuple[int, object]] = []
+        for n, record, why in iter_jsonl(args.inp):
+            chunk.append((n, InputError(why) if why else record))
+            if len(chunk) >= args.batch_size:
                 flush(chunk, f)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+                chunk = []
+        if chunk:
+            flush(chunk, f)
     print(f"{counts['records']} records, {counts['verified']} verified, {counts['invalid']} invalid -> {out}")
 
 
@@ -301,13 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-INPUT_ERRORS = (ConfigError, ManifestError, RecordError, TuneError, AnnotationError, TempCompassError, ValueError,
-                FileNotFoundError)
+REPORT_BUG = ("This is a bug in vstar-ray, not in your input: please report it with the traceback above and the "
+              "command you ran (CONTRIBUTING.md, 'Reporting a bug').")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Exit codes: 0 done; 2 bad input (config, manifest, paths, a cluster too small for the config);
-    1 the work failed on the way (a stalled pass, training that failed); 130 interrupted (Ctrl-C)."""
+    """Exit codes: 0 done; 2 bad input (``errors.InputError``: config, manifest, paths, a cluster too small for the
+    config); 1 the work failed on the way (``errors.WorkFailed``, a Ray task that failed, a file that could not be
+    written); 130 interrupted (Ctrl-C). Anything else is a bug: its traceback, and where to report it."""
     args = build_parser().parse_args(argv)
     from vstar_ray import console
 
@@ -315,20 +310,22 @@ def main(argv: list[str] | None = None) -> int:
                   args.verbose)
     try:
         args.fn(args)
-    except INPUT_ERRORS as e:
+    except InputError as e:
         print(f"vstar {args.verb}: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # an output that cannot be written: one line, not a traceback
-        where = f" {e.filename}" if e.filename else ""
-        print(f"vstar {args.verb}: error:{where}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         again = " Run the same command with --resume to continue." if args.verb in ("run", "demo", "generate") else ""
         print(f"\nvstar {args.verb}: interrupted. Finished stages and committed rows are kept.{again}", file=sys.stderr)
         return 130
-    except Exception as e:  # PassStalled, PoolStartError, a failed training run, Ray task errors: one line
-        if not (isinstance(e, RuntimeError) or type(e).__module__.startswith("ray.")):
-            raise  # a bug: the traceback is what helps
+    except OSError as e:  # a file that could not be written (a full disk, a lost mount): the work failed
+        where = f" {e.filename}:" if e.filename else ""
+        print(f"vstar {args.verb}: failed:{where} {e.strerror or e}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        if not (isinstance(e, WorkFailed) or type(e).__module__.startswith("ray.")):
+            traceback.print_exc()
+            print(f"vstar {args.verb}: {REPORT_BUG}", file=sys.stderr)
+            return 1
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         print(f"vstar {args.verb}: failed: {type(e).__name__}: {first}", file=sys.stderr)
         return 1

@@ -17,8 +17,10 @@ from typing import Any
 
 import yaml
 
+from vstar_ray.errors import InputError
 
-class ConfigError(ValueError):
+
+class ConfigError(InputError):
     """A configuration problem, with the offending key in the message."""
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from vstar_ray.errors import InputError
+
 
 @dataclass(frozen=True)
 class Family:
@@ -75,7 +77,7 @@ def video_tokens(config, num_frames: int, frame_size: int, clip_pixels: int | No
         return num_frames * int(per_side**2 * config.downsample_ratio**2), num_frames * per_side**2
     if kind == "smolvlm":  # pixel shuffle by scale_factor
         return num_frames * per_side**2 // config.scale_factor**2, num_frames * per_side**2
-    raise ValueError(f"the patching of model type {kind!r} is not known to vstar plan")
+    raise InputError(f"the patching of model type {kind!r} is not known to vstar plan")
 
 
 def _qwen2_vl_7b():

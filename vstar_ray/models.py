@@ -26,6 +26,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from vstar_ray.errors import InputError
+
 IGNORE_INDEX = -100
 ADAPTER_CONFIG = "adapter_config.json"
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json", "video_preprocessor_config.json")
@@ -44,11 +46,11 @@ def adapter_chain(path: str) -> tuple[str, list[str]]:
     chain: list[str] = []
     while (Path(path) / ADAPTER_CONFIG).exists():
         if path in chain or len(chain) >= MAX_ADAPTER_CHAIN:
-            raise ValueError(f"adapter {chain[0]}: its chain of base models loops or is too long ({' -> '.join(chain)})")
+            raise InputError(f"adapter {chain[0]}: its chain of base models loops or is too long ({' -> '.join(chain)})")
         chain.insert(0, path)
         base = json.loads((Path(path) / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
         if not base:
-            raise ValueError(f"adapter {path}: {ADAPTER_CONFIG} names no base_model_name_or_path")
+            raise InputError(f"adapter {path}: {ADAPTER_CONFIG} names no base_model_name_or_path")
         path = base
     return path, chain
 

@@ -12,6 +12,8 @@ import json
 import random
 from typing import Any
 
+from vstar_ray.errors import InputError
+
 ANSWER_PROMPT = "Question: {question}\nCan you explain step-by-step how one can arrive at this conclusion?"
 RATIONALIZE_PROMPT = (
     "Question: {question}\nAnswer: {hint}.\nCan you explain step-by-step how one can arrive at this conclusion?"
@@ -176,20 +178,17 @@ def class_question(row_id: str, seed: int = 0, templates: list[str] | None = Non
 
 def load_templates(path: str | None) -> dict[str, list[str]]:
     """The built-in templates, with the types a user's YAML file (``{type: [template, ...]}``) replaces."""
-    import yaml
+    from vstar_ray.io import read_yaml
 
     templates = {k: list(v) for k, v in TEMPLATES.items()}
     if not path:
         return templates
-    try:
-        raw = yaml.safe_load(open(path, encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise ValueError(f"cannot read templates {path}: {e}") from e
+    raw = read_yaml(path, "templates") or {}
     if not isinstance(raw, dict):
-        raise ValueError(f"templates {path}: expected a mapping of label type -> list of questions")
+        raise InputError(f"templates {path}: expected a mapping of label type -> list of questions")
     for kind, items in raw.items():
         if not isinstance(items, list) or not items or not all(isinstance(t, str) and t.strip() for t in items):
-            raise ValueError(f"templates {path}: {kind!r} must be a non-empty list of strings")
+            raise InputError(f"templates {path}: {kind!r} must be a non-empty list of strings")
         templates[str(kind)] = items
     return templates
 

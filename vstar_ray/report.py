@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vstar_ray.io import atomic_write_text
+from vstar_ray.io import atomic_path, atomic_write_text
 from vstar_ray.results import Counts, CycleRecord
 
 COLUMNS = ("cycle", "videos", "failed", "answers", "kept direct", "kept rationalized", "rejected", "yield",
@@ -144,10 +144,9 @@ def save_cycle_plot(fig, ax, cycles: list[int], title: str, path: Path) -> None:
     ax.legend()
     ax.set_title(title)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def plot(metrics: dict, path: Path) -> None:

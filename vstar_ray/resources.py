@@ -15,6 +15,7 @@ import math
 import os
 
 from vstar_ray.config import Config
+from vstar_ray.errors import InputError
 
 EPS = 1e-9
 # Ray keeps this many idle worker processes before it ends the rest (its default: one per CPU). A pass runs a
@@ -38,7 +39,7 @@ def init_ray(**kwargs) -> None:
     quiet_loggers()
 
 
-class ResourceError(ValueError):
+class ResourceError(InputError):
     """The config asks for more than the cluster has; the message names the keys."""
 
 

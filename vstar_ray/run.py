@@ -25,7 +25,7 @@ from vstar_ray import prompts, report
 from vstar_ray.console import link_ray_logs, say
 from vstar_ray.config import Config, ConfigError, ManifestSource
 from vstar_ray.generation.pool import GeneratorPool
-from vstar_ray.io import atomic_write_json, atomic_write_text, read_json
+from vstar_ray.io import atomic_write_json, atomic_write_text, make_dir, read_json
 from vstar_ray.data.manifest import validate_manifest
 from vstar_ray.results import CycleRecord, PassSummary
 from vstar_ray.resources import init_ray
@@ -253,10 +253,7 @@ def run(cfg: Config, out: str | Path, resume: bool = False, allow_changed_config
     One process writes ``out`` at a time (``run_folder.RunLock``); a resume with a different config is
     refused unless ``allow_changed_config``. Every pass resumes inside itself (``pipeline.run_pass``)."""
     out = Path(out).resolve()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"cannot create the run folder {out}: {e.strerror or e}") from e
+    make_dir(out, "the run folder")
     with RunLock(out):
         if (out / "state.json").exists() and not resume:
             raise ConfigError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")

@@ -17,12 +17,11 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from vstar_ray.config import Config, ConfigError, save_config, to_dict
-from vstar_ray.io import atomic_write_text
+from vstar_ray.io import atomic_write_text, flatten
 
 
 class RunFolderBusy(ConfigError):
@@ -59,18 +58,9 @@ class RunLock:
             self.file = None
 
 
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict):
-        out: dict[str, Any] = {}
-        for key, value in tree.items():
-            out.update(_flat(value, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): tree}
-
-
 def config_changes(before: dict, after: dict) -> list[str]:
     """``key: old -> new`` for every key whose value differs."""
-    a, b = _flat(before), _flat(after)
+    a, b = flatten(before), flatten(after)
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from vstar_ray.config import Config, to_dict
 from vstar_ray.console import quiet_loggers
+from vstar_ray.io import flatten
 from vstar_ray.results import CycleRecord
 
 def backends(cfg: Config) -> list[str]:
@@ -57,7 +58,7 @@ class Tracker:
             active = mlflow.start_run(run_id=run_id) if run_id else mlflow.start_run(run_name=out.name)
             (out / ".mlflow_run_id").write_text(active.info.run_id)
             if not run_id:
-                mlflow.log_params({k: str(v)[:500] for k, v in _flat(to_dict(cfg)).items()})
+                mlflow.log_params({k: str(v)[:500] for k, v in flatten(to_dict(cfg)).items()})
 
     def _scalars(self, scalars: dict[str, float], step: int) -> None:
         if self.tb is not None:
@@ -104,16 +105,6 @@ def _run_id(out: Path, backend: str, create: bool = True) -> str | None:
     run_id = uuid.uuid4().hex[:16]
     path.write_text(run_id)
     return run_id
-
-
-def _flat(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out |= _flat(value, f"{prefix}{key}.")
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def read_steps(path: Path) -> list[dict]:

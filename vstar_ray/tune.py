@@ -13,7 +13,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-from vstar_ray.io import atomic_write_json, atomic_write_text, iter_jsonl
+from vstar_ray.errors import InputError, WorkFailed
+from vstar_ray.io import atomic_path, atomic_write_json, atomic_write_text, iter_jsonl
 from vstar_ray.resources import init_ray
 from vstar_ray.verify import (VERIFIERS, RecordError, default_thresholds, load_plugins, load_thresholds, parse_labels,
                               verify_many)
@@ -22,7 +23,7 @@ from vstar_ray.verify.plugins import resolve as resolve_plugins
 METRICS = ("f1", "precision_at_yield")
 
 
-class TuneError(ValueError):
+class TuneError(InputError):
     """Records that cannot be tuned on; the message says which and why."""
 
 
@@ -155,7 +156,7 @@ def _tune_group(types, records, base, trials, metric, min_yield, seed, max_concu
     results = tuner.fit()
     errors = [r.error for r in results if r.error]
     if errors:
-        raise RuntimeError(f"tuning {types}: {len(errors)} trial(s) failed, first: {errors[0]}")
+        raise WorkFailed(f"tuning {types}: {len(errors)} trial(s) failed, first: {errors[0]}")
     best = results.get_best_result(metric="objective", mode="max")
     trials_out = [{"config": r.config, **{k: r.metrics[k] for k in ("objective", "precision", "recall", "f1", "yield")}}
                   for r in results]
@@ -264,7 +265,6 @@ def plot(summary: dict, base: dict, tuned: dict, path: Path) -> None:
         ax.set_ylabel(summary["metric"])
         ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
-    tmp.replace(path)

@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vstar_ray.errors import InputError
 from vstar_ray.verify import RecordError, VERIFIERS
 
 REQUIRED = ("id", "video", "labels", "verifiers")
@@ -34,7 +35,7 @@ SCHEMA = pa.schema(
 )
 
 
-class ManifestError(ValueError):
+class ManifestError(InputError):
     pass
 
 

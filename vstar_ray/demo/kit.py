@@ -14,7 +14,6 @@ from __future__ import annotations
 import fcntl
 import json
 import random
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ import yaml
 from vstar_ray.demo import seed as seed_model
 from vstar_ray.demo import tasks
 from vstar_ray.demo.videos import THRESHOLDS, make_clips, render, sampled_frames, write_mp4
-from vstar_ray.io import atomic_write_json
+from vstar_ray.io import atomic_dir, atomic_write_json
 from vstar_ray.data.manifest import write_manifest
 
 # 2: discs (colour, size, when) instead of shapes moving; the seed pretrains on its own pool
@@ -62,11 +61,8 @@ def ensure_kit(path: str | Path, spec: KitSpec = KitSpec(), log=print) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if kit_ready(path, spec):
             return path
-        tmp = path.with_name(f".{path.name}.building")
-        shutil.rmtree(tmp, ignore_errors=True)
-        build_kit(tmp, spec, log)
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)
+        with atomic_dir(path) as tmp:
+            build_kit(tmp, spec, log)
     return path
 
 

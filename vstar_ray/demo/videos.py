@@ -25,6 +25,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from vstar_ray.io import atomic_path
+
 COLORS = {"red": (220, 30, 30), "green": (30, 190, 40), "blue": (40, 70, 230), "yellow": (235, 215, 30)}
 SIZES = {"small": 9, "large": 22}  # disc radius in pixels
 WHEN = ("beginning", "middle", "end")
@@ -91,8 +93,7 @@ def sampled_frames(clip: Clip, rng: random.Random, num_frames: int, size: int) -
 
 
 def write_mp4(frames: np.ndarray, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.mp4")
-    with av.open(str(tmp), mode="w") as container:
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w") as container:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
@@ -102,7 +103,6 @@ def write_mp4(frames: np.ndarray, path: Path) -> None:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    tmp.replace(path)
 
 
 def make_clips(n: int, seed: int) -> list[Clip]:

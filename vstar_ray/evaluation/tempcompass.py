@@ -16,6 +16,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+from vstar_ray.errors import InputError
+
 TASKS = {"multi-choice": "multi-choice.json", "yes_no": "yes_no.json", "caption_matching": "caption_matching.json",
          "captioning": "captioning.json"}
 DIMENSIONS = ("action", "speed", "direction", "order", "attribute_change")
@@ -23,8 +25,8 @@ SUFFIX = {"multi-choice": "\nPlease directly give the best option:", "yes_no": "
           "caption_matching": "\nPlease directly give the best option:", "captioning": ""}
 
 
-class TempCompassError(ValueError):
-    pass
+class TempCompassError(InputError):
+    """A TempCompass question file or video folder that cannot be used; the message names it."""
 
 
 def parse_tasks(text: str) -> list[str] | None:

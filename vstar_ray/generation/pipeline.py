@@ -31,9 +31,10 @@ import ray
 from ray.data import TaskPoolStrategy
 
 from vstar_ray.config import Config
+from vstar_ray.errors import WorkFailed
 from vstar_ray.console import Progress
 from vstar_ray.generation.pool import GeneratorPool, PassGenerators
-from vstar_ray.io import atomic_write_json, replace_dir
+from vstar_ray.io import TEMPORARY, atomic_dir, atomic_write_json, replace_dir
 from vstar_ray.data.manifest import video_root_for
 from vstar_ray.results import PassSummary
 from vstar_ray.generation.stages import (SHARD_PREFIX, VIDEO_COLUMNS, commit_batch, counted, decode_batch, finalize_batch,
@@ -52,7 +53,7 @@ CLIENT_CPUS = 0.01  # a generate_batch task only waits on the actors
 PROGRESS_EVERY_S = 2.0  # how often a pass's progress file is written and its watchdog looks
 
 
-class PassStalled(RuntimeError):
+class PassStalled(WorkFailed):
     """No row moved through any stage of a pass for ``generate.stall_timeout_s``; names the stage."""
 
 
@@ -166,7 +167,7 @@ def committed_ids(folder: Path) -> set[str]:
     """Ids in the shards a pass committed; an unreadable shard (a crash while the disk wrote it) is dropped
     and its rows are generated again."""
     ids: set[str] = set()
-    for unfinished in folder.glob(f".{SHARD_PREFIX}*.tmp"):  # a shard whose writer was killed
+    for unfinished in folder.glob(f".{SHARD_PREFIX}*{TEMPORARY}*"):  # a shard whose writer was killed
         unfinished.unlink()
     for shard in sorted(folder.glob(f"{SHARD_PREFIX}*.parquet")):
         try:
@@ -274,7 +275,7 @@ def run_pass(cfg: Config, manifest: str, model_path: str, out_dir: str | Path, m
     ids = pq.read_table(partial, columns=["id"])["id"].to_pylist()
     missing, extra = set(expected) - set(ids), len(ids) - len(set(ids))
     if missing or extra or len(ids) != len(expected):
-        raise RuntimeError(f"pass into {out_dir} ended with {len(missing)} rows missing (e.g. {sorted(missing)[:3]}) "
+        raise WorkFailed(f"pass into {out_dir} ended with {len(missing)} rows missing (e.g. {sorted(missing)[:3]}) "
                            f"and {extra} committed twice; its shards stay in {partial} for --resume")
     replace_dir(partial, out_dir)
     wall_s = time.time() - start
@@ -302,12 +303,8 @@ def label_pass(manifest: str, out_dir: str | Path) -> dict:
     table = (table.append_column("error", pa.array([""] * n)).append_column("answer", pa.array([""] * n))
              .append_column("kept", pa.array([True] * n)).append_column("kept_from", pa.array(["label"] * n))
              .append_column("kept_answer", pa.array(answers, pa.string())))
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    pq.write_table(table, tmp / "part-0.parquet")
-    replace_dir(tmp, out_dir)
+    with atomic_dir(out_dir) as tmp:
+        pq.write_table(table, tmp / "part-0.parquet")
     return summarize(out_dir, time.time() - start)
 
 

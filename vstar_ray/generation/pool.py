@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import ray
 
+from vstar_ray.errors import WorkFailed
+
 ACTOR_RESTARTS = 3  # a killed generator process is restarted this often per run, its call retried
 
 
@@ -281,5 +283,5 @@ class GeneratorPool:
         self.close()
 
 
-class PoolStartError(RuntimeError):
+class PoolStartError(WorkFailed):
     """The generator actors did not come up; the message names the config keys that size them."""

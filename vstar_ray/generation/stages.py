@@ -10,13 +10,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from vstar_ray import prompts
+from vstar_ray.io import atomic_path
 from vstar_ray.data.decode_worker import decode_with_timeout
 from vstar_ray.data.manifest import resolve_video
 from vstar_ray.verify import RecordError, load_plugins, set_embedding_model, verify_many
@@ -205,9 +205,8 @@ def commit_batch(batch: dict[str, np.ndarray], folder: str) -> dict[str, np.ndar
         table = pa.table({name: _column(np.asarray(values)) for name, values in batch.items()})
         digest = hashlib.sha1("\n".join(map(str, batch["id"])).encode()).hexdigest()[:20]
         path = Path(folder) / f"{SHARD_PREFIX}{digest}.parquet"
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
     return {"rows": np.array([n], dtype=np.int64)}
 
 

@@ -12,13 +12,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vstar_ray import prompts
+from vstar_ray.errors import InputError
 from vstar_ray.data.manifest import SCHEMA, normalize_row
+from vstar_ray.io import atomic_path, atomic_write_text
 from vstar_ray.verify import RecordError, parse_labels
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".gif", ".m4v")
 
 
-class AnnotationError(ValueError):
+class AnnotationError(InputError):
     """An annotation file in the wrong format: one clear error, no traceback."""
 
 
@@ -100,11 +102,9 @@ def finish_row(ctx: Context, row: dict[str, Any]) -> dict[str, Any] | None:
 def write_streaming(rows: Iterable[dict[str, Any]], path: Path, chunk: int = 20_000) -> int:
     """Writes rows to a manifest parquet in chunks (never the whole dataset in memory), atomically.
     Duplicate ids are an error naming the id."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     seen: set[str] = set()
     count = 0
-    try:
+    with atomic_path(path) as tmp:
         with pq.ParquetWriter(tmp, SCHEMA) as writer:
             buffer: list[dict[str, Any]] = []
             for row in rows:
@@ -119,18 +119,12 @@ def write_streaming(rows: Iterable[dict[str, Any]], path: Path, chunk: int = 20_
             if buffer:
                 writer.write_table(pa.Table.from_pylist(buffer, schema=SCHEMA))
                 count += len(buffer)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return count
 
 
 def write_skipped(skipped: list[Skip], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for s in skipped:
-            f.write(json.dumps({"id": s.id, "reason": s.reason}, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(json.dumps({"id": s.id, "reason": s.reason}, ensure_ascii=False) + "\n"
+                                    for s in skipped))
 
 
 

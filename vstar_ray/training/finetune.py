@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -29,8 +28,9 @@ import torch
 from vstar_ray import models
 from vstar_ray.training import step as train_step
 from vstar_ray.console import FileWatcher, Progress
-from vstar_ray.config import Config
-from vstar_ray.io import replace_dir
+from vstar_ray.config import Config, ConfigError
+from vstar_ray.errors import WorkFailed
+from vstar_ray.io import atomic_dir
 from vstar_ray.training.rows import count_trained, training_dataset
 
 
@@ -82,7 +82,7 @@ def lora_targets(model, suffixes: list[str], vision_tower: bool) -> list[str]:
              if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in suffixes
              and (vision_tower or any(name.startswith(prefix + ".") for prefix in inside))]
     if not names:
-        raise ValueError(f"train.lora_target_modules {suffixes} match no linear layer of {type(model).__name__}'s "
+        raise ConfigError(f"train.lora_target_modules {suffixes} match no linear layer of {type(model).__name__}'s "
                          f"language model")
     return names
 
@@ -241,7 +241,7 @@ def finetune(
     steps_file.parent.mkdir(parents=True, exist_ok=True)
     steps_file.unlink(missing_ok=True)
     if num_rows < t.num_workers:
-        raise RuntimeError(
+        raise WorkFailed(
             f"only {num_rows} kept records in {generated_dir}: too few to train {t.num_workers} workers"
         )
     trainer = TorchTrainer(
@@ -270,12 +270,9 @@ def finetune(
     finally:
         bar.close()
     if result.checkpoint is None:
-        raise RuntimeError(f"training {name} finished without a checkpoint: {result.error}")
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    result.checkpoint.to_directory(str(tmp))
-    (tmp / TRAINER_STATE).unlink(missing_ok=True)  # resume state (optimizer); not part of the model
-    replace_dir(tmp, out_dir)
+        raise WorkFailed(f"training {name} finished without a checkpoint: {result.error}")
+    with atomic_dir(out_dir) as tmp:
+        result.checkpoint.to_directory(str(tmp))
+        (tmp / TRAINER_STATE).unlink(missing_ok=True)  # resume state (optimizer); not part of the model
     return {**{k: v for k, v in result.metrics.items() if not k.startswith("_")},
             "samples": num_rows, "seconds": round(time.time() - start, 2)}

@@ -26,12 +26,13 @@ import inspect
 from pathlib import Path
 from typing import Any, Callable
 
+from vstar_ray.errors import InputError
 from vstar_ray.verify.registry import VERIFIERS, register
 
 _LOADED: dict[str, list[str]] = {}
 
 
-class PluginError(ValueError):
+class PluginError(InputError):
     """A plug-in that cannot be loaded; the message names it."""
 
 

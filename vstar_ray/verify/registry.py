@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
 
+from vstar_ray.errors import InputError
 from vstar_ray.verify import checks, sentences
 
 
-class RecordError(ValueError):
+class RecordError(InputError):
     """A record that cannot be verified; the message names its id."""
 
 
@@ -67,22 +67,21 @@ def load_thresholds(path: str | Path | None) -> dict[str, dict[str, float]]:
     thresholds = default_thresholds()
     if not path:
         return thresholds
-    try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise ValueError(f"cannot read thresholds {path}: {e}") from e
+    from vstar_ray.io import read_yaml
+
+    raw = read_yaml(path, "thresholds") or {}
     if not isinstance(raw, dict):
-        raise ValueError(f"thresholds {path}: expected a mapping of verifier type -> parameters")
+        raise InputError(f"thresholds {path}: expected a mapping of verifier type -> parameters")
     for name, params in raw.items():
         if name not in VERIFIERS:
-            raise ValueError(f"thresholds {path}: unknown verifier type {name!r} (known: {sorted(VERIFIERS)})")
+            raise InputError(f"thresholds {path}: unknown verifier type {name!r} (known: {sorted(VERIFIERS)})")
         if not isinstance(params, dict):
-            raise ValueError(f"thresholds {path}: {name} must map parameter names to numbers")
+            raise InputError(f"thresholds {path}: {name} must map parameter names to numbers")
         for key, value in params.items():
             if key not in thresholds[name]:
-                raise ValueError(f"thresholds {path}: unknown parameter {name}.{key}")
+                raise InputError(f"thresholds {path}: unknown parameter {name}.{key}")
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"thresholds {path}: {name}.{key} must be a number, got {value!r}")
+                raise InputError(f"thresholds {path}: {name}.{key} must be a number, got {value!r}")
             thresholds[name][key] = float(value)
     return thresholds
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from vstar_ray import models
+from vstar_ray.errors import InputError
 
 
 class HFEngine:
@@ -35,7 +36,7 @@ class HFEngine:
 
 
 def load_engine(spec: str) -> type:
-    """``hf``, ``vllm`` or ``package.module:Class``; raises ValueError naming the spec when it cannot be imported."""
+    """``hf``, ``vllm`` or ``package.module:Class``; raises InputError naming the spec when it cannot be imported."""
     if spec == "hf":
         return HFEngine
     if spec == "vllm":
@@ -44,11 +45,11 @@ def load_engine(spec: str) -> type:
         return VLLMEngine
     module_name, sep, class_name = spec.partition(":")
     if not sep or not module_name or not class_name:
-        raise ValueError(f"generate.engine {spec!r}: expected 'hf', 'vllm' or 'package.module:Class'")
+        raise InputError(f"generate.engine {spec!r}: expected 'hf', 'vllm' or 'package.module:Class'")
     try:
         engine = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as e:
-        raise ValueError(f"generate.engine {spec!r} cannot be loaded: {e}") from e
+        raise InputError(f"generate.engine {spec!r} cannot be loaded: {e}") from e
     if not callable(getattr(engine, "generate", None)):
-        raise ValueError(f"generate.engine {spec!r} has no generate() method")
+        raise InputError(f"generate.engine {spec!r} has no generate() method")
     return engine

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from vstar_ray import models
+from vstar_ray.errors import InputError
 
 WORKER = Path(__file__).with_name("vllm_worker.py")
 INSTALL = ("pip install 'vstar-ray[vllm]' (GPU), or point generate.vllm.python at a Python environment with "
@@ -32,16 +33,16 @@ INSTALL = ("pip install 'vstar-ray[vllm]' (GPU), or point generate.vllm.python a
 
 
 def check_available(options) -> None:
-    """Raise ValueError with the install command when vLLM cannot be used as configured (before any work)."""
+    """Raise InputError with the install command when vLLM cannot be used as configured (before any work)."""
     if options.python:
         if not Path(options.python).exists():
-            raise ValueError(f"generate.vllm.python {options.python!r} does not exist; {INSTALL}")
+            raise InputError(f"generate.vllm.python {options.python!r} does not exist; {INSTALL}")
         probe = subprocess.run([options.python, "-c", "import vllm"], capture_output=True, text=True, timeout=300)
         if probe.returncode:
-            raise ValueError(f"generate.vllm.python {options.python!r} cannot import vllm "
+            raise InputError(f"generate.vllm.python {options.python!r} cannot import vllm "
                              f"({(probe.stderr.strip().splitlines() or ['?'])[-1]}); {INSTALL}")
     elif importlib.util.find_spec("vllm") is None:
-        raise ValueError(f"generate.engine vllm: vLLM is not installed in this environment; {INSTALL}")
+        raise InputError(f"generate.engine vllm: vLLM is not installed in this environment; {INSTALL}")
 
 
 class VLLMEngine:
@@ -55,7 +56,7 @@ class VLLMEngine:
         self.options = {**options, "dtype": str(resolved).removeprefix("torch."), "trust_remote_code": trust_remote_code}
         self.model_path = model_path
         if models.adapter_chain(model_path)[1]:
-            raise ValueError(f"generate.engine vllm: {model_path} is a LoRA adapter; train with train.lora: false or "
+            raise InputError(f"generate.engine vllm: {model_path} is a LoRA adapter; train with train.lora: false or "
                              f"merge it first (vLLM here serves full checkpoints)")
         self.stop_ids = [models.chat_format(self.processor).end_of_turn_id]
         eos = self.processor.tokenizer.eos_token_id
