@@ -28,8 +28,27 @@ def test_bad_overrides_name_the_key(override, match):
 def test_unknown_key_in_yaml(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("generate:\n  batch_sise: 4\n")
-    with pytest.raises(ConfigError, match="generate.batch_sise"):
+    with pytest.raises(ConfigError, match=f"generate.batch_sise \\(config {path}\\); known: batch_size"):
         load_config(path)
+
+
+def test_an_error_names_where_the_value_came_from(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr: 0\n")
+    with pytest.raises(ConfigError, match=f"train.lr: must be > 0, got 0 \\(config {path}\\)"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"train.lr: must be > 0, got -1 \(--set train.lr\)"):
+        load_config(path, ["train.lr=-1"])
+    with pytest.raises(ConfigError, match="max_actors \\(1\\) is below min_actors \\(2\\).*--set generate.min_actors"):
+        load_config(None, ["generate.min_actors=2"])
+
+
+def test_a_replaced_config_is_checked_too():
+    import dataclasses
+
+    cfg = load_config(None)
+    with pytest.raises(ValueError, match="greater than 0"):
+        dataclasses.replace(cfg.train, lr=0.0)
 
 
 @pytest.mark.parametrize("override,match", [

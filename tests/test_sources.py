@@ -27,7 +27,7 @@ def test_a_path_a_list_of_paths_or_of_sources_is_a_config(tmp_path):
     assert one == [ManifestSource("/m/a.parquet")]
     two = load_config(None, ["data.train_manifest=[/m/a.parquet, {manifest: /m/b.parquet, max_rows: 10, weight: 0.5}]"])
     assert two.data.train_manifest[1] == ManifestSource("/m/b.parquet", "", 10, 0.5)
-    with pytest.raises(ConfigError, match=r"data.train_manifest\[1\].weight: must be in \(0, 1\]"):
+    with pytest.raises(ConfigError, match=r"data.train_manifest\[1\].weight: must be <= 1"):
         load_config(None, ["data.train_manifest=[/m/a.parquet, {manifest: /m/b.parquet, weight: 2}]"])
     with pytest.raises(ConfigError, match=r"unknown config key\(s\): data.eval_manifest\[0\].cap"):
         load_config(None, ["data.eval_manifest=[{manifest: /m/b.parquet, cap: 3}]"])

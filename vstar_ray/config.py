@@ -1,21 +1,22 @@
-"""Typed run configuration: dataclasses loaded from YAML with ``--set key=value`` overrides.
+"""Typed run configuration: frozen pydantic dataclasses loaded from YAML with ``--set key=value`` overrides.
 
-Every key is checked: an unknown key, a value of the wrong type or a malformed
-``--set`` is a ``ConfigError`` that names the key, raised before any work starts.
+Each key states its type, range and choices beside its default; pydantic checks them all when a config is
+built (also by ``dataclasses.replace``). An unknown key, a value of the wrong type or out of range, or a
+malformed ``--set`` is a ``ConfigError`` that names the dotted key and where it came from (the YAML file or
+the ``--set``), raised before any work starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import types
 import typing
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import field
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
 
 from vstar_ray.errors import InputError
 
@@ -24,192 +25,181 @@ class ConfigError(InputError):
     """A configuration problem, with the offending key in the message."""
 
 
-TRAIN_ON = ("verified", "unfiltered", "labels")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
-PRECISIONS = ("auto", "bf16-mixed", "fp32", "bf16")
+def _number(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected a number")
+    if isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _text(value: Any) -> Any:
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+Int = Annotated[int, Strict()]  # true or "3" is not an integer
+Bool = Annotated[bool, Strict()]  # "yes" or 1 is not true
+Number = Annotated[float, BeforeValidator(_number)]  # finite (allow_inf_nan=False)
+Text = Annotated[str, Strict(), BeforeValidator(_text)]  # a number given for a path or name is kept as text
+SECTION = ConfigDict(extra="forbid", allow_inf_nan=False)
 TRACKING = ("tensorboard", "wandb", "mlflow", "none")
 
-# the range of every numeric key that has one: (least, most, least excluded); a float must also be finite
-RANGES: dict[str, tuple[float | None, float | None, bool]] = {
-    "data.num_frames": (1, None, False),
-    "data.frame_size": (8, None, False),
-    "data.decode_batch_size": (1, None, False),
-    "data.decode_num_cpus": (0, None, True),
-    "data.decode_timeout_s": (0, None, False),
-    "data.frame_folder_fps": (0, None, False),
-    "generate.batch_size": (1, None, False),
-    "generate.max_new_tokens": (1, None, False),
-    "generate.temperature": (0, None, True),
-    "generate.num_gpus": (0, None, False),
-    "generate.num_cpus": (0, None, False),
-    "generate.min_actors": (1, None, False),
-    "generate.max_actors": (1, None, False),
-    "generate.start_timeout_s": (0, None, True),
-    "generate.stall_timeout_s": (0, None, False),
-    "generate.vllm.tensor_parallel_size": (1, None, False),
-    "generate.vllm.gpu_memory_utilization": (0, 1, True),
-    "generate.vllm.max_model_len": (0, None, False),
-    "generate.vllm.cpu_kv_cache_gib": (0, None, True),
-    "verify.num_cpus": (0, None, True),
-    "train.epochs": (1, None, False),
-    "train.lr": (0, 1, True),
-    "train.warmup_ratio": (0, 1, False),
-    "train.weight_decay": (0, None, False),
-    "train.max_grad_norm": (0, None, False),
-    "train.batch_size": (1, None, False),
-    "train.global_batch_size": (0, None, False),
-    "train.num_workers": (1, None, False),
-    "train.cpus_per_worker": (0, None, True),
-    "train.gpus_per_worker": (0, 1, True),
-    "train.lora_r": (1, None, False),
-    "train.lora_alpha": (0, None, True),
-    "train.lora_dropout": (0, 1, False),
-    "train.max_length": (16, None, False),
-    "train.max_failures": (0, None, False),
-    "eval.tempcompass_limit": (0, None, False),
-    "cycles": (1, None, False),
-    "early_stop_margin": (None, 1, False),
-}
 
-
-def check_ranges(cfg: "Config") -> None:
-    """Every key of ``RANGES`` within its range (and finite); raises ConfigError naming the key."""
-    for key, (low, high, open_low) in RANGES.items():
-        value: Any = cfg
-        for part in key.split("."):
-            value = getattr(value, part)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{key}: must be a finite number, got {value}")
-        if low is not None and (value <= low if open_low else value < low):
-            raise ConfigError(f"{key}: must be {'>' if open_low else '>='} {low:g}, got {value:g}")
-        if high is not None and value > high:
-            raise ConfigError(f"{key}: must be <= {high:g}, got {value:g}")
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class ManifestSource:
     """One labeled dataset of a run. In YAML a bare path is a source with the defaults."""
 
-    manifest: str  # parquet manifest (DESIGN.md section 4), a path or URI
-    video_root: str = ""  # its relative `video` paths resolve here; default: data.video_root, else the manifest's folder
-    max_rows: int = 0  # at most this many of its rows (the first, after sampling); 0: all
-    weight: float = 1.0  # the share of its rows a run samples (seeded by `seed`), in (0, 1]
+    manifest: Annotated[Text, Field(min_length=1)]  # parquet manifest (docs/data.md), a path or URI
+    video_root: Text = ""  # its relative `video` paths resolve here; default: data.video_root, else the manifest's folder
+    max_rows: Annotated[Int, Field(ge=0)] = 0  # at most this many of its rows (the first, after sampling); 0: all
+    weight: Annotated[Number, Field(gt=0, le=1)] = 1.0  # the share of its rows a run samples (seeded by `seed`)
 
 
-@dataclass(frozen=True)
+def _sources(value: Any) -> Any:
+    """A path, a list of paths, or a list of ``ManifestSource`` mappings, as a list of mappings."""
+    if value in (None, ""):
+        return []
+    items = value if isinstance(value, list) else [value]
+    return [{"manifest": v} if isinstance(v, str) else v for v in items]
+
+
+Sources = Annotated[list[ManifestSource], BeforeValidator(_sources)]
+
+
+@dataclass(frozen=True, config=SECTION)
 class DataConfig:
     # the manifests used to generate training data: a path, or a list of paths / ManifestSource mappings
     # (several datasets in one run, as VSTaR-1M mixes them; ids must be unique across them)
-    train_manifest: list[ManifestSource] = field(default_factory=list)
-    eval_manifest: list[ManifestSource] = field(default_factory=list)  # held-out manifests, scored every cycle
-    video_root: str = ""  # relative `video` paths resolve against this; default: the manifest's folder
-    num_frames: int = 8  # frames sampled uniformly from each clip
-    frame_size: int = 224  # frames are resized to frame_size x frame_size before they cross the object store
-    decode_batch_size: int = 8
-    decode_num_cpus: float = 0.5  # logical CPUs per decode task
-    decode_timeout_s: float = 60.0  # a clip still decoding after this is killed and becomes an error row; 0: no limit
+    train_manifest: Sources = field(default_factory=list)
+    eval_manifest: Sources = field(default_factory=list)  # held-out manifests, scored every cycle
+    video_root: Text = ""  # relative `video` paths resolve against this; default: the manifest's folder
+    num_frames: Annotated[Int, Field(ge=1)] = 8  # frames sampled uniformly from each clip
+    # frames are resized to frame_size x frame_size before they cross the object store
+    frame_size: Annotated[Int, Field(ge=8)] = 224
+    decode_batch_size: Annotated[Int, Field(ge=1)] = 8
+    decode_num_cpus: Annotated[Number, Field(gt=0)] = 0.5  # logical CPUs per decode task
+    # a clip still decoding after this is killed and becomes an error row; 0: no limit
+    decode_timeout_s: Annotated[Number, Field(ge=0)] = 60.0
     # frame rate of clips stored as folders of frame images (no container states it); 0: unknown, and models that
     # write frame times into their prompt (Qwen3-VL, SmolVLM2) assume their default
-    frame_folder_fps: float = 0.0
+    frame_folder_fps: Annotated[Number, Field(ge=0)] = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class ModelConfig:
-    path: str = ""  # local folder or hub id, loaded with AutoModelForImageTextToText/AutoProcessor
-    trust_remote_code: bool = False
-    dtype: str = "auto"  # auto: bfloat16 on GPU, float32 on CPU
+    path: Text = ""  # local folder or hub id, loaded with AutoModelForImageTextToText/AutoProcessor
+    trust_remote_code: Bool = False
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bfloat16 on GPU, float32 on CPU
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class VLLMConfig:
     """The ``vllm`` engine's settings (docs/engines.md)."""
 
-    python: str = ""  # a Python executable of a separate environment with vLLM (the CPU test recipe); empty: this one
-    tensor_parallel_size: int = 1  # GPUs per engine; generate.num_gpus must give each generator actor as many
-    gpu_memory_utilization: float = 0.85  # share of the GPU vLLM takes for weights and KV cache while generating
-    max_model_len: int = 0  # 0: the model's own limit
-    enforce_eager: bool = False  # true: no CUDA graphs (faster start, slower decoding)
-    cpu_kv_cache_gib: float = 1.0  # CPU builds of vLLM only: KV cache size
+    python: Text = ""  # a Python executable of a separate environment with vLLM (the CPU test recipe); empty: this one
+    # GPUs per engine; generate.num_gpus must give each generator actor as many
+    tensor_parallel_size: Annotated[Int, Field(ge=1)] = 1
+    # share of the GPU vLLM takes for weights and KV cache while generating
+    gpu_memory_utilization: Annotated[Number, Field(gt=0, le=1)] = 0.85
+    max_model_len: Annotated[Int, Field(ge=0)] = 0  # 0: the model's own limit
+    enforce_eager: Bool = False  # true: no CUDA graphs (faster start, slower decoding)
+    cpu_kv_cache_gib: Annotated[Number, Field(gt=0)] = 1.0  # CPU builds of vLLM only: KV cache size
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class GenerateConfig:
-    batch_size: int = 8  # videos per generate() call
-    max_new_tokens: int = 128
-    temperature: float = 0.2  # paper default; eval always decodes greedily
-    do_sample: bool = True
-    num_gpus: float = 0.0  # per generator actor
-    num_cpus: float = 1.0  # per generator actor
-    min_actors: int = 1
-    max_actors: int = 1
-    engine: str = "hf"  # hf (batched transformers generate), vllm, or package.module:Class (docs/engines.md)
+    batch_size: Annotated[Int, Field(ge=1)] = 8  # videos per generate() call
+    max_new_tokens: Annotated[Int, Field(ge=1)] = 128
+    temperature: Annotated[Number, Field(gt=0)] = 0.2  # paper default; eval always decodes greedily
+    do_sample: Bool = True
+    num_gpus: Annotated[Number, Field(ge=0)] = 0.0  # per generator actor
+    num_cpus: Annotated[Number, Field(ge=0)] = 1.0  # per generator actor
+    min_actors: Annotated[Int, Field(ge=1)] = 1
+    max_actors: Annotated[Int, Field(ge=1)] = 1
+    engine: Text = "hf"  # hf (batched transformers generate), vllm, or package.module:Class (docs/engines.md)
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
     # a run's generator actors start once and serve every pass; they must be up within this (an autoscaling cluster
     # brings nodes up first), else the run fails naming generate.num_cpus/num_gpus
-    start_timeout_s: float = 600.0
+    start_timeout_s: Annotated[Number, Field(gt=0)] = 600.0
     # a pass in which no row moves through any stage for this long fails, naming the stage it stopped at; 0: no limit
-    stall_timeout_s: float = 1800.0
+    stall_timeout_s: Annotated[Number, Field(ge=0)] = 1800.0
+
+    def __post_init__(self) -> None:
+        if self.max_actors < self.min_actors:
+            raise ValueError(f"max_actors ({self.max_actors}) is below min_actors ({self.min_actors})")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class VerifyConfig:
-    thresholds: str = ""  # thresholds.yaml; empty means the defaults of DESIGN.md section 3 (the demo: its kit's)
-    embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"  # sentence types; loaded only if used
+    thresholds: Text = ""  # thresholds.yaml; empty means the defaults of docs/verifiers.md (the demo: its kit's)
+    embedding_model: Text = "sentence-transformers/all-MiniLM-L6-v2"  # sentence types; loaded only if used
     # files or modules whose verify_<type> functions add label types, loaded in every worker (docs/verifiers.md)
-    plugins: list[str] = field(default_factory=list)
-    num_cpus: float = 0.25
+    plugins: list[Text] = field(default_factory=list)
+    num_cpus: Annotated[Number, Field(gt=0)] = 0.25
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class TrainConfig:
-    epochs: int = 1
-    lr: float = 2e-5
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    batch_size: int = 4  # per worker and micro-batch
+    epochs: Annotated[Int, Field(ge=1)] = 1
+    lr: Annotated[Number, Field(gt=0, le=1)] = 2e-5
+    warmup_ratio: Annotated[Number, Field(ge=0, le=1)] = 0.03
+    weight_decay: Annotated[Number, Field(ge=0)] = 0.0
+    max_grad_norm: Annotated[Number, Field(ge=0)] = 1.0
+    batch_size: Annotated[Int, Field(ge=1)] = 4  # per worker and micro-batch
     # samples per optimizer step over all workers, reached by accumulating micro-batches (a multiple of
     # batch_size x num_workers); 0: one micro-batch per worker per step
-    global_batch_size: int = 0
-    num_workers: int = 2
-    cpus_per_worker: float = 1.0  # leave CPUs free for the Ray Data ingest that feeds the workers
-    use_gpu: bool = False
+    global_batch_size: Annotated[Int, Field(ge=0)] = 0
+    num_workers: Annotated[Int, Field(ge=1)] = 2
+    # leave CPUs free for the Ray Data ingest that feeds the workers
+    cpus_per_worker: Annotated[Number, Field(gt=0)] = 1.0
+    use_gpu: Bool = False
     # with use_gpu: GPUs per worker. A fraction colocates a worker with a generator actor on one GPU (the
     # generator frees its memory while training runs): e.g. generate.num_gpus 0.6 + gpus_per_worker 0.4
-    gpus_per_worker: float = 1.0
-    fsdp: bool = True  # FSDP2 fully_shard over all workers
+    gpus_per_worker: Annotated[Number, Field(gt=0, le=1)] = 1.0
+    fsdp: Bool = True  # FSDP2 fully_shard over all workers
     # auto: bf16-mixed on GPUs (bfloat16 compute; float32 parameters, optimizer state and gradient reduction),
     # fp32 on CPU; bf16: parameters and optimizer state in bfloat16 too (small updates are lost to rounding)
-    precision: str = "auto"
+    precision: Literal["auto", "bf16-mixed", "fp32", "bf16"] = "auto"
     # recompute each transformer block's activations in the backward pass; null: on when use_gpu
-    activation_checkpointing: bool | None = None
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    lora_vision_tower: bool = False  # LoRA adapts the language model only; true: the vision tower's layers too
+    activation_checkpointing: Bool | None = None
+    lora: Bool = False
+    lora_r: Annotated[Int, Field(ge=1)] = 16
+    lora_alpha: Annotated[Int, Field(gt=0)] = 32
+    lora_dropout: Annotated[Number, Field(ge=0, le=1)] = 0.05
+    lora_target_modules: list[Text] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    lora_vision_tower: Bool = False  # LoRA adapts the language model only; true: the vision tower's layers too
     # tokens per sample, prompt and video included; a sample is never cut inside them: a longer one loses the end of
     # its answer (metrics: answers_truncated), and a run whose prompts alone do not fit is refused at start
-    max_length: int = 1024
-    restart_from_pretrained: bool = True  # STaR: every cycle finetunes the pretrained model
+    max_length: Annotated[Int, Field(ge=16)] = 1024
+    restart_from_pretrained: Bool = True  # STaR: every cycle finetunes the pretrained model
     # also train each kept rationalized answer under its hint prompt, so that a small model keeps following
     # hints in later cycles (Video-STaR trains rationalized answers under the plain question only)
-    hinted_copies: bool = False
-    max_failures: int = 1  # Ray Train FailureConfig
+    hinted_copies: Bool = False
+    max_failures: Annotated[Int, Field(ge=0)] = 1  # Ray Train FailureConfig
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class EvalConfig:
     """Suites evaluated on the seed model and after every cycle (the held-out manifest always)."""
 
-    tempcompass_questions: str = ""  # folder with TempCompass's multi-choice.json, yes_no.json, ...; empty: off
-    tempcompass_videos: str = ""  # folder with <video_id>.mp4
-    tempcompass_tasks: str = ""  # comma-separated subset of multi-choice,yes_no,caption_matching,captioning
-    tempcompass_limit: int = 0  # at most this many questions (0: all)
+    tempcompass_questions: Text = ""  # folder with TempCompass's multi-choice.json, yes_no.json, ...; empty: off
+    tempcompass_videos: Text = ""  # folder with <video_id>.mp4
+    tempcompass_tasks: Text = ""  # comma-separated subset of multi-choice,yes_no,caption_matching,captioning
+    tempcompass_limit: Annotated[Int, Field(ge=0)] = 0  # at most this many questions (0: all)
 
 
-@dataclass(frozen=True)
+def _tracking(value: Any) -> Any:
+    if isinstance(value, str):
+        unknown = [n.strip() for n in value.split(",") if n.strip() not in TRACKING]
+        if unknown:
+            raise ValueError(f"unknown {unknown}; choose from {', '.join(TRACKING)} (comma-separated)")
+    return value
+
+
+@dataclass(frozen=True, config=SECTION)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -217,61 +207,46 @@ class Config:
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    cycles: int = 3
-    seed: int = 0
-    rationalize: bool = True
-    keep_rationalized: str = "all"  # all | intermediate (paper: final model trained on direct answers only)
+    cycles: Annotated[Int, Field(ge=1)] = 3
+    seed: Int = 0
+    rationalize: Bool = True
+    # intermediate: the final model trains on direct answers only (the paper)
+    keep_rationalized: Literal["all", "intermediate"] = "all"
     # what each cycle trains on: verified (Video-STaR) | unfiltered (every direct answer, verified or not:
     # the no-filter ablation) | labels (template answers that state the label, no generation: the paper's
     # Video-LLaVA+ baseline)
-    train_on: str = "verified"
-    early_stop_margin: float = -1.0  # stop when eval accuracy improves by less than this; < 0 never stops
-    demo_kit: str = ""  # when set, the demo kit is built there if missing, and empty paths point into it
+    train_on: Literal["verified", "unfiltered", "labels"] = "verified"
+    # stop when eval accuracy improves by less than this; < 0 never stops
+    early_stop_margin: Annotated[Number, Field(le=1)] = -1.0
+    demo_kit: Text = ""  # when set, the demo kit is built there if missing, and empty paths point into it
     # the cluster adds nodes on demand (KubeRay, ray up): a config the current nodes cannot hold waits for them
     # (generate.start_timeout_s) instead of being refused at start
-    autoscaling: bool = False
-    # where runs are tracked, comma-separated: tensorboard (OUT/tensorboard/), wandb, mlflow, or none (docs/tracking)
-    tracking: str = "tensorboard"
+    autoscaling: Bool = False
+    # where runs are tracked, comma-separated: tensorboard (OUT/tensorboard/), wandb, mlflow, or none
+    tracking: Annotated[Text, BeforeValidator(_tracking)] = "tensorboard"
 
-    def __post_init__(self) -> None:
-        if self.keep_rationalized not in ("all", "intermediate"):
-            raise ConfigError(f"keep_rationalized: expected 'all' or 'intermediate', got {self.keep_rationalized!r}")
-        if self.train_on not in TRAIN_ON:
-            raise ConfigError(f"train_on: expected one of {', '.join(TRAIN_ON)}, got {self.train_on!r}")
-        if self.model.dtype not in DTYPES:
-            raise ConfigError(f"model.dtype: expected one of {', '.join(DTYPES)}, got {self.model.dtype!r}")
-        unknown = [n.strip() for n in self.tracking.split(",") if n.strip() not in TRACKING]
-        if unknown:
-            raise ConfigError(f"tracking: unknown {unknown}; choose from {', '.join(TRACKING)} (comma-separated)")
-        if self.train.precision not in PRECISIONS:
-            raise ConfigError(f"train.precision: expected one of {', '.join(PRECISIONS)}, got {self.train.precision!r}")
-        if self.generate.max_actors < self.generate.min_actors:
-            raise ConfigError(f"generate.max_actors ({self.generate.max_actors}) is below generate.min_actors "
-                              f"({self.generate.min_actors})")
-        check_ranges(self)
+
+_CONFIG = TypeAdapter(Config)
 
 
 def load_config(path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read a YAML file (or start from defaults when ``path`` is None) and apply ``key=value`` overrides."""
+    from vstar_ray.io import read_yaml
+
     raw: dict[str, Any] = {}
     if path is not None:
-        try:
-            text = Path(path).read_text()
-        except OSError as e:
-            raise ConfigError(f"cannot read config {path}: {e}") from e
-        try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"config {path} is not valid YAML: {e}") from e
+        raw = read_yaml(path, "config", ConfigError) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"config {path}: top level must be a mapping")
-    for item in overrides:
-        apply_override(raw, item)
-    return from_dict(Config, raw)
+    overridden = [apply_override(raw, item) for item in overrides]
+    try:
+        return _CONFIG.validate_python(raw)
+    except ValidationError as e:
+        raise ConfigError(_describe(e, path, overridden)) from None
 
 
-def apply_override(raw: dict[str, Any], item: str) -> None:
-    """Apply one ``a.b=value`` override to a raw config mapping; the value is parsed as YAML."""
+def apply_override(raw: dict[str, Any], item: str) -> str:
+    """Apply one ``a.b=value`` override to a raw config mapping (the value is parsed as YAML); returns the key."""
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {item!r}: expected key=value")
@@ -286,79 +261,70 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         node[parts[-1]] = yaml.safe_load(value) if value.strip() else ""
     except yaml.YAMLError as e:
         raise ConfigError(f"--set {item!r}: cannot parse value: {e}") from e
+    return key.strip()
 
 
-def from_dict(cls: type, raw: Any, prefix: str = "") -> Any:
-    """Build dataclass ``cls`` from a mapping, checking keys and types."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {type(raw).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        keys = ", ".join(f"{prefix}{k}" for k in unknown)
-        raise ConfigError(f"unknown config key(s): {keys} (known: {', '.join(sorted(names))})")
-    kwargs = {name: _coerce(hints[name], value, f"{prefix}{name}") for name, value in raw.items()}
-    try:
-        return cls(**kwargs)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{prefix or 'config'}: {e}") from e
+PHRASES = {
+    "greater_than": "must be > {gt}", "greater_than_equal": "must be >= {ge}", "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}", "finite_number": "must be a finite number", "int_type": "expected an integer",
+    "int_from_float": "expected an integer", "bool_type": "expected true/false", "float_type": "expected a number",
+    "float_parsing": "expected a number", "string_type": "expected a string", "list_type": "expected a list",
+    "literal_error": "expected one of {expected}", "string_too_short": "must not be empty", "too_short": "must not be empty",
+    "dataclass_type": "expected a mapping", "dataclass_args_type": "expected a mapping",
+}
 
 
-def _coerce(tp: Any, value: Any, key: str) -> Any:
-    if tp == list[ManifestSource]:  # a path, a list of paths, or a list of ManifestSource mappings
-        if value in (None, ""):
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _known(loc: tuple) -> list[str]:
+    """The keys of the config section at ``loc`` (for an unknown key's message)."""
+    section: Any = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = getattr(section, "__pydantic_fields__", {}).get(part)
+        if info is None:
             return []
-        items = value if isinstance(value, list) else [value]
-        sources = [from_dict(ManifestSource, {"manifest": v} if isinstance(v, str) else v, f"{key}[{i}].")
-                   for i, v in enumerate(items)]
-        for i, source in enumerate(sources):
-            if not source.manifest:
-                raise ConfigError(f"{key}[{i}].manifest: empty")
-            if not 0 < source.weight <= 1:
-                raise ConfigError(f"{key}[{i}].weight: must be in (0, 1], got {source.weight}")
-            if source.max_rows < 0:
-                raise ConfigError(f"{key}[{i}].max_rows: must be >= 0, got {source.max_rows}")
-        return sources
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value if value is not None else {}, key + ".")
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
-        return _coerce(args[0], value, key)
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        return [_coerce(item_tp, v, f"{key}[{i}]") for i, v in enumerate(value)]
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected true/false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
-    return value
+        section = info.annotation
+        while typing.get_origin(section) is not None:  # list[ManifestSource], X | None
+            section = next(a for a in typing.get_args(section) if a is not type(None))
+    return sorted(getattr(section, "__pydantic_fields__", {}))
+
+
+def _describe(error: ValidationError, path: str | os.PathLike | None, overridden: list[str]) -> str:
+    """The validation errors as ``SOURCE: dotted.key: what is wrong (got VALUE)``, one per key, ``; ``-joined."""
+    lines, unknown = [], []
+    for e in error.errors():
+        loc = tuple(p for p in e["loc"] if p != "__post_init__")
+        key = _dotted(loc)
+        if e["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
+            unknown.append((key, loc[:-1]))
+            continue
+        ctx = {k: (", ".join(v) if isinstance(v, (list, tuple)) else v) for k, v in (e.get("ctx") or {}).items()}
+        phrase = PHRASES.get(e["type"], "").format(**ctx) if e["type"] in PHRASES else e["msg"].removeprefix(
+            "Value error, ")
+        got = "" if e["type"] in ("value_error",) or isinstance(e.get("input"), dict) else f", got {e.get('input')!r}"
+        lines.append(f"{key}: {phrase}{got} ({_source(key, path, overridden)})" if key
+                     else f"{phrase} ({_source(key, path, overridden)})")
+    if unknown:
+        keys = ", ".join(k for k, _ in unknown)
+        known = _known(unknown[0][1])
+        lines.insert(0, f"unknown config key(s): {keys} ({_source(unknown[0][0], path, overridden)})"
+                     + (f"; known: {', '.join(known)}" if known else ""))
+    return "; ".join(lines)
+
+
+def _source(key: str, path: str | os.PathLike | None, overridden: list[str]) -> str:
+    """Where ``key``'s value came from: the ``--set`` that gave it (or a key inside it), else the config file."""
+    for o in overridden:
+        if key == o or key.startswith((o + ".", o + "[")) or o.startswith(key + "."):
+            return f"--set {o}"
+    return f"config {path}" if path else "config"
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -369,3 +335,7 @@ def save_config(cfg: Config, path: str | os.PathLike) -> None:
     from vstar_ray.io import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+__all__ = ["Config", "ConfigError", "DataConfig", "EvalConfig", "GenerateConfig", "ManifestSource", "ModelConfig",
+           "TrainConfig", "VLLMConfig", "VerifyConfig", "load_config", "save_config", "to_dict"]
