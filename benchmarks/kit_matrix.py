@@ -18,7 +18,7 @@ import json
 import statistics
 from pathlib import Path
 
-from vstar_ray import console
+from vstar_ray import console, preflight
 from vstar_ray import run as video_star
 from vstar_ray.evaluation import ablations
 from vstar_ray.config import load_config
@@ -29,7 +29,7 @@ GOAL_GAIN = 0.20
 
 
 def kit_config(kit: Path, seed: int):
-    return video_star.in_kit(load_config("configs/demo.yaml", [f"seed={seed}", "demo_kit="]), kit)
+    return preflight.in_kit(load_config("configs/demo.yaml", [f"seed={seed}", "demo_kit="]), kit)
 
 
 def curve(metrics: dict) -> dict:
@@ -45,7 +45,7 @@ def run(cfg, out: Path) -> dict:
     done = out / "metrics.json"
     if done.exists() and len(json.loads(done.read_text())["cycles"]) == cfg.cycles:
         return json.loads(done.read_text())
-    return video_star.run(cfg, out, resume=(out / "state.json").exists())
+    return video_star.run(cfg, out, resume=(out / "state.json").exists()).to_json()
 
 
 def mean_std(values: list[float]) -> str:

@@ -35,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from vstar_ray.config import load_config
-    from vstar_ray.run import resolve_demo
+    from vstar_ray.preflight import resolve_demo
 
     cfg = resolve_demo(load_config(args.config))
     kit = Path(cfg.model.path).parent

@@ -35,7 +35,7 @@ def one(n: int, config: str, overrides: list[str]) -> dict:
 
     from pipeline_throughput import benchmark_manifest
     from vstar_ray.config import load_config
-    from vstar_ray.run import resolve_demo
+    from vstar_ray.preflight import resolve_demo
     from vstar_ray.generation.pipeline import run_pass
 
     cfg = resolve_demo(load_config(config, overrides))
@@ -68,7 +68,7 @@ def one(n: int, config: str, overrides: list[str]) -> dict:
     return {
         "videos": n,
         "seconds": round(seconds, 1),
-        "written": summary["videos"],
+        "written": summary.videos,
         "driver_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "object_store_peak_mib": peak["plasma_mib"],
         "object_store_peak_objects": peak["objects"],

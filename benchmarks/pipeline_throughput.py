@@ -108,7 +108,7 @@ def pipeline(cfg, manifest: Path, out: Path) -> dict:
                 phases = {"first_batch_s": min(c[1] for c in calls) - wall_start,
                           "generating_s": max(c[2] for c in calls) - min(c[1] for c in calls),
                           "after_last_batch_s": wall_start + wall - max(c[2] for c in calls)}
-                passes.append({**summary, "seconds": wall, "phases": phases})
+                passes.append({**summary.to_json(), "seconds": wall, "phases": phases})
             processes = len(pool.processes())
     finally:
         ray.shutdown()
@@ -124,7 +124,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from vstar_ray.config import load_config
-    from vstar_ray.run import resolve_demo
+    from vstar_ray.preflight import resolve_demo
 
     cfg = resolve_demo(load_config(args.config, args.set))
     kit = Path(cfg.model.path).parent

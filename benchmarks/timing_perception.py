@@ -47,7 +47,7 @@ def main() -> None:
     heldout = dataset(64, 1, args.size)
     if args.kit is not None:
         from vstar_ray.config import load_config
-        from vstar_ray.run import resolve_demo
+        from vstar_ray.preflight import resolve_demo
 
         path = f"{args.kit}/seed" if args.kit else resolve_demo(load_config("configs/demo.yaml")).model.path
         model, processor = models.load_model(path, "cpu", "auto").eval(), models.load_processor(path)

@@ -30,7 +30,7 @@ def main() -> None:
     import ray
 
     from vstar_ray.config import load_config
-    from vstar_ray.run import resolve_demo
+    from vstar_ray.preflight import resolve_demo
     from vstar_ray.demo.kit import write_kept_pass
     from vstar_ray.training.finetune import finetune
 
@@ -49,7 +49,7 @@ def main() -> None:
             r = finetune(cfg, generated, str(kit / "train.parquet"), cfg.model.path, tmp / f"ckpt{workers}",
                          tmp / "ray_train", final_cycle=True, name=f"scaling_{workers}")
             ray.shutdown()
-            results[workers] = r
+            results[workers] = r.to_json()
             print(f"{workers} worker(s): {r['samples']} samples x {args.epochs} epochs, {r['steps']} steps/worker, "
                   f"{r['samples_per_s']:.2f} samples/s, {r['tokens_per_s']:.0f} answer tokens/s, "
                   f"loss {r['loss_first']:.2f} -> {r['loss_last']:.2f}, wall {r['seconds']:.1f}s", flush=True)

@@ -12,7 +12,8 @@ from vstar_ray.evaluation import ablations
 from vstar_ray.config import ConfigError, load_config
 from vstar_ray.data.manifest import write_manifest
 from vstar_ray.generation.pipeline import label_pass
-from vstar_ray.training.rows import trained_sources, training_pairs
+from vstar_ray.config import load_config
+from vstar_ray.training.rows import training_rows
 
 GENERATED = {
     "kept_from": ["direct", "rationalized", "", "", "label"],
@@ -22,18 +23,29 @@ GENERATED = {
 }
 
 
+def trained_rows(columns, final_cycle=False, *overrides):
+    return training_rows(columns, load_config(None, list(overrides)), final_cycle)
+
+
 def test_verified_trains_on_kept_answers_of_the_allowed_sources():
-    keep, answers = training_pairs(GENERATED, "verified", trained_sources(False, "all"))
-    assert keep.tolist() == [True, True, False, False, True]
-    assert list(answers[keep]) == ["a1 right", "r2 right", "The answer is x."]
-    keep, _ = training_pairs(GENERATED, "verified", trained_sources(True, "intermediate"))
-    assert keep.tolist() == [True, False, False, False, True]  # final cycle: no rationalized answers
+    trained = trained_rows(GENERATED)
+    assert trained.index.tolist() == [0, 1, 4] and not trained.hinted.any()
+    assert list(trained.answer) == ["a1 right", "r2 right", "The answer is x."]
+    final = trained_rows(GENERATED, True, "keep_rationalized=intermediate")
+    assert final.index.tolist() == [0, 4]  # final cycle: no rationalized answers
+
+
+def test_hinted_copies_repeat_kept_rationalizations_under_their_hint():
+    columns = {**GENERATED, "question": ["q"] * 5, "labels": ['{"x": "a"}'] * 5}
+    trained = trained_rows(columns, False, "train.hinted_copies=true")
+    assert trained.index.tolist() == [0, 1, 4, 1] and trained.hinted.tolist() == [False, False, False, True]
+    assert trained.prompt(columns, 3).startswith("Question: q\nAnswer: a.") and "Answer:" not in trained.prompt(columns, 1)
 
 
 def test_unfiltered_trains_on_every_decoded_direct_answer_verified_or_not():
-    keep, answers = training_pairs(GENERATED, "unfiltered", trained_sources(False, "all"))
-    assert keep.tolist() == [True, True, True, False, False]  # not the undecodable row, not an empty answer
-    assert list(answers[keep]) == ["a1 right", "a2 wrong", "a3 wrong"]
+    trained = trained_rows(GENERATED, False, "train_on=unfiltered")
+    assert trained.index.tolist() == [0, 1, 2]  # not the undecodable row, not an empty answer
+    assert list(trained.answer) == ["a1 right", "a2 wrong", "a3 wrong"]
 
 
 def test_label_pass_keeps_every_row_with_a_template_answer(tmp_path):
@@ -46,9 +58,8 @@ def test_label_pass_keeps_every_row_with_a_template_answer(tmp_path):
     table = pq.read_table(tmp_path / "generated").to_pydict()
     assert table["kept_answer"] == ["The answer is red circle moving left.", "The answer is score: 81.5. action: dive."]
     assert table["kept_from"] == ["label", "label"] and table["error"] == ["", ""]
-    assert summary["videos"] == 2 and summary["generated"] == 0 and summary["kept_label"] == 2
-    keep, _ = training_pairs(table, "labels", trained_sources(True, "intermediate"))
-    assert keep.all()
+    assert summary.videos == 2 and summary.generated == 0 and summary.kept_label == 2
+    assert len(trained_rows(table, True, "train_on=labels", "keep_rationalized=intermediate")) == 2
 
 
 def test_variant_names_and_train_on_are_checked():

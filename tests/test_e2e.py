@@ -159,7 +159,7 @@ def test_lora_finetune_writes_a_loadable_adapter(run_dir, small_kit, tmp_path):
     cfg = load_config("configs/demo.yaml", overrides + ["train.lora=true"])
     result = finetune(cfg, out / "cycle_1" / "generated", cfg.data.train_manifest[0].manifest, str(small_kit / "seed"),
                       tmp_path / "adapter", tmp_path / "ray_train", final_cycle=False, name="lora")
-    assert result["steps"] > 0
+    assert result.steps > 0
     weights = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
     lora_b = [w for k, w in weights.items() if "lora_B" in k]
     assert lora_b and max(float(w.abs().max()) for w in lora_b) > 0  # trained, not the zero init

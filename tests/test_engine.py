@@ -29,11 +29,11 @@ def test_a_plugged_in_engine_generates_both_passes(small_kit, tmp_path, ray_loca
     summary = run_pass(cfg, str(small_kit / "train.parquet"), cfg.model.path, tmp_path / "generated", "train")
     rows = pq.read_table(tmp_path / "generated").to_pylist()
     assert all(r["answer"].startswith("echo: Question:") for r in rows)
-    assert summary["kept_direct"] == 0 and summary["kept_rationalized"] == len(rows) == summary["videos"]
+    assert summary.kept_direct == 0 and summary.kept_rationalized == len(rows) == summary.videos
 
 
 def test_a_bad_engine_is_a_config_error_before_any_work():
-    from vstar_ray.run import check_engine
+    from vstar_ray.preflight import check_engine
 
     for spec, message in (("nope", "expected 'hf', 'vllm' or"), ("tests.test_engine:Missing", "cannot be loaded"),
                           ("tests.test_engine:pytest", "no generate")):

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from vstar_ray.evaluation import tempcompass as tc
-from vstar_ray.evaluation.heldout import wilson
+from vstar_ray.evaluation.stats import wilson
 
 
 @pytest.fixture(scope="module")

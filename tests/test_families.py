@@ -121,7 +121,7 @@ def test_the_clip_s_frame_times_reach_the_processor(family, loaded):
 
 @pytest.mark.parametrize("family", FAMILY_IDS)
 def test_lora_adapts_the_language_model_only_unless_asked(family, loaded):
-    from vstar_ray.training.finetune import lora_targets
+    from vstar_ray.training.weights import lora_targets
 
     model, _ = loaded(family)
     suffixes = ["q_proj", "k_proj", "v_proj", "o_proj"]
@@ -146,13 +146,13 @@ def test_a_lora_cycle_that_continues_keeps_the_earlier_cycles(loaded, family_roo
     """``train.restart_from_pretrained: false`` with LoRA: cycle 2's adapter records cycle 1's adapter as its base,
     and loading it merges pretrained + adapter 1 + adapter 2."""
     from vstar_ray.config import load_config
-    from vstar_ray.training.finetune import _load_weights
+    from vstar_ray.training.weights import load_weights
 
     pretrained = str(tiny_families.built("qwen2_vl", family_root))
     cfg = load_config(None, ["train.lora=true", "train.lora_r=4"])
 
     def train_one(base: str, out, seed: int) -> str:
-        model = _load_weights(cfg, base, base, "cpu", "float32", resuming=False)
+        model = load_weights(cfg, base, base, "cpu", "float32", resuming=False)
         torch.manual_seed(seed)
         for name, p in model.named_parameters():
             if "lora_B" in name:  # a "finetune": any non-zero update

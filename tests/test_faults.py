@@ -72,7 +72,7 @@ def test_killed_training_worker_resumes_from_the_last_epoch_checkpoint(small_kit
                       final_cycle=True, name="killed")
     killer.join()
     assert killed, "no training worker was killed"
-    assert result["epoch"] == 3 and result["resumed_from_epoch"] >= 1, result
+    assert result.epoch == 3 and result.resumed_from_epoch >= 1, result
     assert (tmp_path / "ckpt" / "config.json").exists() and not (tmp_path / "ckpt" / "trainer_state.pt").exists()
 
 
@@ -83,7 +83,7 @@ def test_killed_generator_actor_loses_and_duplicates_no_row(small_kit, tmp_path,
     out = tmp_path / "generated"
     result: dict = {}
     runner = threading.Thread(target=lambda: result.update(
-        run_pass(cfg, str(small_kit / "train.parquet"), cfg.model.path, out, "train")))
+        run_pass(cfg, str(small_kit / "train.parquet"), cfg.model.path, out, "train").to_json()))
     runner.start()
     # kill a generator while it runs a batch (Ray titles its process with the method it runs): the first of 16
     # answer batches, so the pass is mid-way whatever the machine's speed; Ray restarts it and retries the call

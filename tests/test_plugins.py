@@ -39,11 +39,11 @@ def test_a_custom_label_type_is_verified_inside_a_real_pass(small_kit, tmp_path,
     write_manifest(rows, tmp_path / "colours.parquet")
     cfg = load_config("configs/demo.yaml", small_run_overrides(small_kit) + [f"verify.plugins=[{PLUGIN}]",
                                                                             "generate.max_new_tokens=32"])
-    from vstar_ray.run import load_verifier_plugins
+    from vstar_ray.preflight import load_verifier_plugins
 
     load_verifier_plugins(cfg)
     summary = run_pass(cfg, str(tmp_path / "colours.parquet"), cfg.model.path, tmp_path / "generated", "train")
     out = pq.read_table(tmp_path / "generated").to_pylist()
-    assert summary["videos"] == len(rows) and not any(r["error"] for r in out)
+    assert summary.videos == len(rows) and not any(r["error"] for r in out)
     assert all(json.loads(r["direct_extracted"]).keys() == {"colour"} for r in out)
-    assert summary["kept_direct"] + summary["kept_rationalized"] > 0
+    assert summary.kept_direct + summary.kept_rationalized > 0

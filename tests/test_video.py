@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from vstar_ray.generation.stages import decode_batch
+from vstar_ray.data.decode import decode_batch
 from vstar_ray.data.video import DecodeError, decode_clip, sample_indices
 
 

@@ -18,7 +18,7 @@ needs_vllm = pytest.mark.skipif(not Path(VLLM_PYTHON or "/nonexistent").exists()
 
 def test_the_vllm_engine_is_refused_before_any_work_without_vllm(tmp_path):
     """This environment has no vLLM: the run says how to install it, in seconds."""
-    from vstar_ray.run import check_engine
+    from vstar_ray.preflight import check_engine
 
     with pytest.raises(ConfigError, match=r"vLLM is not installed in this environment; pip install 'vstar-ray\[vllm\]'"):
         check_engine(load_config(None, ["generate.engine=vllm"]))
@@ -47,5 +47,5 @@ def test_vllm_and_hf_give_the_same_greedy_answers_and_vllm_samples(small_kit, tm
     cfg = load_config("configs/demo.yaml", common + vllm)
     summary = run_pass(cfg, str(small_kit / "train.parquet"), cfg.model.path, tmp_path / "sampled", "train")
     rows = pq.read_table(tmp_path / "sampled").to_pylist()
-    assert summary["videos"] == 32 and all(r["answer"] for r in rows)
-    assert summary["kept_direct"] + summary["kept_rationalized"] > 0
+    assert summary.videos == 32 and all(r["answer"] for r in rows)
+    assert summary.kept_direct + summary.kept_rationalized > 0

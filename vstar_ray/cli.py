@@ -55,7 +55,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _generate(args: argparse.Namespace) -> None:
-    from vstar_ray.run import check_engine, check_model, load_verifier_plugins
+    from vstar_ray.preflight import check_engine, check_model, load_verifier_plugins
     from vstar_ray.io import atomic_write_json
     from vstar_ray.data.manifest import validate_manifest
     from vstar_ray.generation.pipeline import run_pass
@@ -71,13 +71,13 @@ def _generate(args: argparse.Namespace) -> None:
         raise ConfigError(f"{out}/generated already exists: choose another --out")
     make_dir(out, "the output folder")
     init_ray()
-    summary = run_pass(cfg, args.manifest, args.model, out / "generated", "train", resume=args.resume)
+    summary = run_pass(cfg, args.manifest, args.model, out / "generated", "train", resume=args.resume).to_json()
     atomic_write_json(out / "metrics.json", summary)
     print(json.dumps(summary, indent=2))
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from vstar_ray.run import check_engine, check_model, load_verifier_plugins
+    from vstar_ray.preflight import check_engine, check_model, load_verifier_plugins
     from vstar_ray.io import atomic_write_json
 
     cfg = load_config(args.config, list(args.set))
@@ -103,13 +103,13 @@ def _eval(args: argparse.Namespace) -> None:
         return
     if not args.manifest:
         raise InputError("give --manifest M (held-out QA) or --benchmark tempcompass")
-    from vstar_ray.run import held_out_eval
+    from vstar_ray.evaluation.heldout import held_out
     from vstar_ray.data.manifest import validate_manifest
 
     validate_manifest(args.manifest)
     init_ray()
-    summary = held_out_eval(cfg, args.manifest, args.model, out, report_name="report.md")
-    atomic_write_json(out / "metrics.json", {"eval_accuracy": summary["accuracy"], **summary})
+    result = held_out(cfg, args.manifest, args.model, out, report_name="report.md")
+    atomic_write_json(out / "metrics.json", {"eval_accuracy": result.accuracy, **result.to_json()})
     print((out / "report.md").read_text())
     print(f"wrote {out}/metrics.json, report.md, eval/ (every answer and its prompt)")
 

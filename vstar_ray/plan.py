@@ -123,7 +123,7 @@ def model_shape(cfg: Config) -> ModelShape:
     params = sum(p.numel() for p in model.parameters())
     trainable = params
     if cfg.train.lora:
-        from vstar_ray.training.finetune import lora_targets
+        from vstar_ray.training.weights import lora_targets
 
         modules = dict(model.named_modules())
         trainable = sum(cfg.train.lora_r * (modules[n].in_features + modules[n].out_features)

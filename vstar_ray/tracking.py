@@ -17,17 +17,22 @@ from pathlib import Path
 from vstar_ray.config import Config, to_dict
 from vstar_ray.console import quiet_loggers
 from vstar_ray.io import flatten
-from vstar_ray.results import CycleRecord
+from vstar_ray.results import CycleRecord, EvalResult
 
 def backends(cfg: Config) -> list[str]:
     return [n.strip() for n in cfg.tracking.split(",") if n.strip() and n.strip() != "none"]
 
 
+def eval_scalars(ev: EvalResult) -> dict[str, float]:
+    return {"eval/accuracy": ev.accuracy, **{f"eval/accuracy/{kind}": cell["accuracy"]
+                                             for kind, cell in ev.by_type().items()}}
+
+
 def cycle_scalars(record: CycleRecord) -> dict[str, float]:
-    scalars = {"eval/accuracy": record.eval_accuracy, "generate/yield": record.yield_,
-               "generate/kept_direct": record.kept_direct, "generate/kept_rationalized": record.kept_rationalized,
-               "generate/rejected": record.rejected, "generate/failed_videos": record.failed_videos}
-    scalars |= {f"eval/accuracy/{kind}": cell["accuracy"] for kind, cell in record.eval.get("by_type", {}).items()}
+    scalars = eval_scalars(record.eval_result())
+    scalars |= {"generate/yield": record.yield_, "generate/kept_direct": record.kept_direct,
+                "generate/kept_rationalized": record.kept_rationalized, "generate/rejected": record.rejected,
+                "generate/failed_videos": record.failed_videos}
     scalars |= {f"time/{stage}_s": seconds for stage, seconds in record.timings.items() if "." not in stage}
     return scalars
 
@@ -77,9 +82,8 @@ class Tracker:
             self._scalars({"train/loss": s["loss"], "train/lr": s["lr"]}, first_step + i)
         return first_step + len(steps)
 
-    def log_baseline(self, accuracy: float, by_type: dict) -> None:
-        self._scalars({"eval/accuracy": accuracy, **{f"eval/accuracy/{k}": c["accuracy"] for k, c in by_type.items()}},
-                      0)
+    def log_baseline(self, ev: EvalResult) -> None:
+        self._scalars(eval_scalars(ev), 0)
 
     def log_cycle(self, record: CycleRecord) -> None:
         self._scalars(cycle_scalars(record), record.cycle)

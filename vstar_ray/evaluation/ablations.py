@@ -16,6 +16,7 @@ import dataclasses
 from pathlib import Path
 
 from vstar_ray.config import Config, ConfigError
+from vstar_ray.console import say
 from vstar_ray.io import atomic_write_json, atomic_write_text
 
 VARIANTS: dict[str, dict] = {
@@ -40,9 +41,9 @@ def run(cfg: Config, out: str | Path, variants: list[str], resume: bool = False)
     out = Path(out).resolve()
     results: dict[str, list[float]] = {}
     for name in variants:
-        video_star.log(f"ablation {name}: {VARIANTS[name] or 'as configured'}")
-        metrics = video_star.run(dataclasses.replace(cfg, **VARIANTS[name]), out / name, resume=resume)
-        results[name] = [metrics["baseline"]["eval_accuracy"]] + [e["eval_accuracy"] for e in metrics["cycles"]]
+        say(f"ablation {name}: {VARIANTS[name] or 'as configured'}")
+        record = video_star.run(dataclasses.replace(cfg, **VARIANTS[name]), out / name, resume=resume)
+        results[name] = record.accuracies()
         atomic_write_json(out / "ablations.json", results)  # after every variant: a partial table survives a crash
     atomic_write_text(out / "ablations.md", markdown(results))
     plot(results, out / "ablations.png")

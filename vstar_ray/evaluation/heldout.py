@@ -1,26 +1,18 @@
-"""Held-out QA scoring: accuracy overall, per label type and per source, with 95% confidence intervals,
-and a few right and wrong examples (what ``vstar eval`` and every cycle of ``vstar run`` report)."""
+"""Held-out QA: the greedy pass over a held-out manifest, scored by the verifier: accuracy overall, per label
+type and per source, with 95% confidence intervals, and a few right and wrong examples (what ``vstar eval
+--manifest`` and every cycle of ``vstar run`` report)."""
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
+from vstar_ray.evaluation.stats import wilson
 from vstar_ray.io import atomic_write_text
-
-
-def wilson(correct: int, total: int, z: float = 1.96) -> list[float]:
-    """95% Wilson score interval of a proportion (sound at 0, 1 and small n)."""
-    if total == 0:
-        return [0.0, 0.0]
-    p = correct / total
-    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
+from vstar_ray.results import EvalResult
 
 
 def _cell(correct: int, total: int) -> dict[str, Any]:
@@ -94,3 +86,14 @@ def write_report(out_dir: str | Path, path: str | Path, title: str = "Held-out e
     scores = score_eval(rows)
     atomic_write_text(path, markdown(scores, examples(rows), title))
     return scores
+
+
+def held_out(cfg, manifest: str, model: str, folder: Path, report_name: str = "eval_report.md", pool=None,
+             resume: bool = False, label: str = "eval") -> EvalResult:
+    """The greedy held-out pass into ``folder/eval``, its scores, and ``folder/<report_name>``."""
+    from vstar_ray.generation.pipeline import run_pass
+
+    summary = run_pass(cfg, manifest, model, folder / "eval", "eval", pool=pool, resume=resume, label=label)
+    scores = write_report(folder / "eval", folder / report_name, f"Held-out evaluation: {model}")
+    return EvalResult(accuracy=summary.accuracy, videos=summary.videos, failed_videos=summary.failed_videos,
+                      scores=scores, nodes=summary.nodes, seconds=summary.seconds)

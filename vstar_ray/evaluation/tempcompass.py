@@ -136,7 +136,7 @@ def score(predictions: list[dict[str, Any]], judge: Callable | None = None) -> d
     each prediction; accuracy per task and per task x dimension. An answer the official rules leave to the
     judge is decided by ``judge`` when one is given, else counted wrong (the official scripts'
     ``--disable_llm``) and reported as ``left_to_judge``."""
-    from vstar_ray.evaluation.heldout import wilson
+    from vstar_ray.evaluation.stats import wilson
 
     results: dict[str, Any] = {}
     for p in predictions:

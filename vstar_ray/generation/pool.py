@@ -44,7 +44,7 @@ class GeneratorActor:
     def __init__(self, engine: str, dtype: str, trust_remote_code: bool, engine_options: dict):
         import inspect
 
-        from vstar_ray.generation.engines.hf_engine import load_engine  # torch and transformers: imported once per process
+        from vstar_ray.generation.engines import load_engine  # torch and transformers: imported once per process
 
         self.engine_cls = load_engine(engine)
         self.takes_seed = "seed" in inspect.signature(self.engine_cls.generate).parameters  # vLLM: per request

@@ -1,8 +1,9 @@
-"""The stages of a generation pass, as plain functions over numpy batches.
+"""The stages of a generation pass: the table that names them (``STAGES``, the one owner of which stages a pass
+has and what each writes), and the plain functions over numpy batches that run them.
 
-``decode_batch``, ``verify_batch`` and ``finalize_batch`` run on CPUs; ``generate_batch`` hands its rows to
-the run's generator actors (``pool``) and waits; ``commit_batch`` writes the finished rows as one
-parquet shard, so that a pass killed half-way keeps what it committed (``pipeline``).
+``verify_batch`` and ``finalize_batch`` run on CPUs; ``generate_batch`` hands its rows to the run's generator
+actors (``pool``) and waits; ``commit_batch`` writes the finished rows as one parquet shard, so that a pass
+killed half-way keeps what it committed (``pipeline``). Decoding is ``data.decode``.
 """
 
 from __future__ import annotations
@@ -11,64 +12,50 @@ import functools
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from vstar_ray import prompts
+from vstar_ray.data.decode import VIDEO_COLUMNS
 from vstar_ray.io import atomic_path
-from vstar_ray.data.decode_worker import decode_with_timeout
-from vstar_ray.data.manifest import resolve_video
 from vstar_ray.verify import RecordError, load_plugins, set_embedding_model, verify_many
-from vstar_ray.data.video import DecodeError
 
 
-VIDEO_COLUMNS = ("frames", "fps", "frame_index", "clip_frames")  # what decode_batch adds; dropped before writing
+@dataclass(frozen=True)
+class Stage:
+    name: str  # what the pass watchdog and the progress file call it
+    runs_on: str  # where: CPU tasks or the run's generator actors
+    passes: tuple[str, ...]  # the pass modes that have it (train: only with rationalize for the rationalize stages)
+    seconds: str = ""  # the per-row seconds column it writes (summed into the pass's busy_seconds)
+    node: str = ""  # the column naming the node that ran each row
+    call: str = ""  # the column of each row's generator call record ``[actor, start, end, generate_s]``
 
 
-def _node_id() -> str:
-    import ray
+ALL, VERIFIED, RATIONALIZED = ("train", "eval", "raw"), ("train", "eval"), ("train",)
+STAGES = (
+    Stage("decode", "CPU tasks", ALL, "decode_s", "decode_node"),
+    Stage("answer", "generator actors", ALL, "answer_s", "answer_node", "answer_call"),
+    Stage("verify", "CPU", VERIFIED, "verify_direct_s"),
+    Stage("rationalize", "generator actors", RATIONALIZED, "rationalize_s", "rationalize_node", "rationalize_call"),
+    Stage("verify_rationalized", "CPU", RATIONALIZED, "verify_rationalized_s"),
+    Stage("commit", "CPU", ALL),
+)
 
-    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
+
+def pass_stages(mode: str, rationalize: bool) -> list[Stage]:
+    """The stages of a pass in ``mode`` (train, eval or raw), in order."""
+    return [s for s in STAGES if mode in s.passes and (rationalize or "rationalize" not in s.name)]
 
 
-def decode_batch(
-    batch: dict[str, np.ndarray], video_root: str, num_frames: int, size: int, timeout_s: float = 0.0,
-    folder_fps: float = 0.0,
-) -> dict[str, np.ndarray]:
-    """Adds ``frames`` (B, T, size, size, 3), their timing (``fps``, ``frame_index`` (B, T) within the clip,
-    ``clip_frames``) and ``error`` ('' when decoded). A bad file never raises; with ``timeout_s`` > 0 a clip is
-    decoded in a child process that is killed when it takes longer."""
-    start = time.perf_counter()
-    n = len(batch["id"])
-    frames = np.zeros((n, num_frames, size, size, 3), dtype=np.uint8)
-    fps = np.zeros(n, dtype=np.float64)
-    frame_index = np.zeros((n, num_frames), dtype=np.int64)
-    clip_frames = np.zeros(n, dtype=np.int64)
-    errors = [""] * n
-    starts = batch.get("start", np.full(n, np.nan))
-    ends = batch.get("end", np.full(n, np.nan))
-    for i in range(n):
-        try:
-            path = resolve_video(str(batch["video"][i]), video_root)
-            clip_start = None if starts[i] is None or np.isnan(starts[i]) else float(starts[i])
-            clip_end = None if ends[i] is None or np.isnan(ends[i]) else float(ends[i])
-            clip = decode_with_timeout(path, num_frames, size, clip_start, clip_end, timeout_s, folder_fps)
-            frames[i], fps[i], frame_index[i], clip_frames[i] = (clip.frames, clip.fps, clip.frame_indices,
-                                                                  clip.clip_frames)
-        except (DecodeError, RecordError, OSError) as e:
-            errors[i] = f"decode failed: {e}"
-    batch["frames"] = frames
-    batch["fps"], batch["frame_index"], batch["clip_frames"] = fps, frame_index, clip_frames
-    batch["error"] = np.array(errors, dtype=object)
-    batch["decode_s"] = np.full(n, (time.perf_counter() - start) / max(n, 1))
-    batch["decode_node"] = np.array([_node_id()] * n, dtype=object)
-    return batch
+def stage(name: str) -> Stage:
+    return next(s for s in STAGES if s.name == name)
 
 
 def verify_batch(
-    batch: dict[str, np.ndarray], prefix: str, answer_column: str, thresholds: dict, embedding_model: str = "",
-    plugins: tuple[str, ...] = (),
+    batch: dict[str, np.ndarray], prefix: str, answer_column: str, seconds_column: str, thresholds: dict,
+    embedding_model: str = "", plugins: tuple[str, ...] = (),
 ) -> dict[str, np.ndarray]:
     """Adds ``{prefix}_verified`` and ``{prefix}_verdicts``/``{prefix}_extracted`` (JSON strings).
 
@@ -94,7 +81,7 @@ def verify_batch(
     batch[f"{prefix}_verdicts"] = np.array(verdicts, dtype=object)
     batch[f"{prefix}_extracted"] = np.array(extracted, dtype=object)
     batch["error"] = np.array(errors, dtype=object)
-    batch[f"verify_{prefix}_s"] = np.full(n, (time.perf_counter() - start) / max(n, 1))
+    batch[seconds_column] = np.full(n, (time.perf_counter() - start) / max(n, 1))
     return batch
 
 
@@ -122,9 +109,9 @@ def finalize_batch(batch: dict[str, np.ndarray], rationalized: bool) -> dict[str
     return batch
 
 
-# what each generation mode writes: its answer column, its prompt column, and its stage name in timings
-MODES = {"answer": ("answer", "prompt", "answer"), "eval": ("answer", "prompt", "answer"),
-         "raw": ("answer", "prompt", "answer"), "rationalize": ("rationalized_answer", "rationalize_prompt", "rationalize")}
+# what each generation mode writes: its answer column and its prompt column (its stage is ``STAGES``')
+MODES = {"answer": ("answer", "prompt"), "eval": ("answer", "prompt"), "raw": ("answer", "prompt"),
+         "rationalize": ("rationalized_answer", "rationalize_prompt")}
 
 
 def _prompt(batch: dict[str, np.ndarray], i: int, mode: str) -> str:
@@ -139,23 +126,24 @@ def generate_batch(batch: dict[str, np.ndarray], generators, mode: str) -> dict[
     """Answers for every decodable row (``rationalize``: only rows whose direct answer failed), from the run's
     generator actors, in calls of at most ``generate.batch_size`` prompts sent at once (a rationalize batch is
     several generation batches of rows, mostly verified, so its few failures still fill a call). Adds the
-    answer and prompt columns, the stage's seconds and node, and a ``*_call`` record ``[actor, start, end,
-    generate_s]`` of each row's call (``pipeline.generator_busy``).
+    answer and prompt columns, and the stage's seconds, node and call columns (``STAGES``).
 
     Sampling is seeded per call from the run's seed and the ids it generates for, so a batch that is retried
     or resumed samples the same answers."""
     start = time.perf_counter()
-    answer_column, prompt_column, stage = MODES[mode]
+    answer_column, prompt_column = MODES[mode]
+    this = stage("rationalize" if mode == "rationalize" else "answer")
     n = len(batch["id"])
     todo = [i for i in range(n) if not batch["error"][i]]
     if mode == "rationalize":
         todo = [i for i in todo if not batch["direct_verified"][i]]
-    outputs, prompts = [""] * n, [""] * n
+    outputs, prompts_, calls, nodes = [""] * n, [""] * n, [""] * n, [""] * n
     for i in todo:
-        prompts[i] = _prompt(batch, i, mode)
-    calls, nodes = [""] * n, [""] * n
+        prompts_[i] = _prompt(batch, i, mode)
     chunks = [todo[k:k + generators.batch_size] for k in range(0, len(todo), generators.batch_size)]
     if chunks:
+        import ray
+
         from vstar_ray.models import video_metadata
 
         refs = []
@@ -163,21 +151,19 @@ def generate_batch(batch: dict[str, np.ndarray], generators, mode: str) -> dict[
             key = mode + ":" + ",".join(str(batch["id"][i]) for i in chunk)
             seed = generators.seed + int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big")
             refs.append(generators.submit(
-                [batch["frames"][i] for i in chunk], [prompts[i] for i in chunk],
+                [batch["frames"][i] for i in chunk], [prompts_[i] for i in chunk],
                 [video_metadata(batch["fps"][i], batch["frame_index"][i], batch["clip_frames"][i]) for i in chunk],
                 seed, priority=0 if mode == "rationalize" else 1))
-        import ray
-
         for chunk, result in zip(chunks, ray.get(refs)):
             call = json.dumps([result["actor"], result["start"], result["end"], result["generate_s"]])
             for i, answer in zip(chunk, result["answers"]):
                 outputs[i], calls[i], nodes[i] = answer, call, result["node"]
     batch[answer_column] = np.array(outputs, dtype=object)
-    batch[prompt_column] = np.array(prompts, dtype=object)
-    batch[f"{stage}_s"] = np.full(n, (time.perf_counter() - start) / max(n, 1))
-    batch[f"{stage}_node"] = np.array(nodes, dtype=object)
-    batch[f"{stage}_call"] = np.array(calls, dtype=object)  # each row's call record
-    generators.count(mode if mode == "rationalize" else "answer", n)
+    batch[prompt_column] = np.array(prompts_, dtype=object)
+    batch[this.seconds] = np.full(n, (time.perf_counter() - start) / max(n, 1))
+    batch[this.node] = np.array(nodes, dtype=object)
+    batch[this.call] = np.array(calls, dtype=object)
+    generators.count(this.name, n)
     return batch
 
 
@@ -204,13 +190,12 @@ def commit_batch(batch: dict[str, np.ndarray], folder: str) -> dict[str, np.ndar
     if n:
         table = pa.table({name: _column(np.asarray(values)) for name, values in batch.items()})
         digest = hashlib.sha1("\n".join(map(str, batch["id"])).encode()).hexdigest()[:20]
-        path = Path(folder) / f"{SHARD_PREFIX}{digest}.parquet"
-        with atomic_path(path) as tmp:
+        with atomic_path(Path(folder) / f"{SHARD_PREFIX}{digest}.parquet") as tmp:
             pq.write_table(table, tmp)
     return {"rows": np.array([n], dtype=np.int64)}
 
 
-def counted(fn, stage: str, generators):
+def counted(fn, stage_name: str, generators):
     """``fn`` that also tells the pass's router how many rows it finished (what the pass watchdog reads).
     Keeps ``fn``'s name, which Ray Data gives the operator."""
 
@@ -218,7 +203,7 @@ def counted(fn, stage: str, generators):
     def stage_fn(batch: dict[str, np.ndarray], **kwargs) -> dict[str, np.ndarray]:
         n = len(batch["id"])
         out = fn(batch, **kwargs)
-        generators.count(stage, n)
+        generators.count(stage_name, n)
         return out
 
     return stage_fn

@@ -1,0 +1,88 @@
+"""Manifest rows as a Ray Dataset, and the decode stage over them: the one place where clips become frames for
+every consumer (a generation pass, training, held-out evaluation)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import ray
+
+from vstar_ray.config import Config
+from vstar_ray.data.decode_worker import decode_with_timeout
+from vstar_ray.data.manifest import resolve_video
+from vstar_ray.data.video import DecodeError
+from vstar_ray.verify import RecordError
+
+VIDEO_COLUMNS = ("frames", "fps", "frame_index", "clip_frames")  # what decode_batch adds; dropped before writing
+ROWS_PER_DECODE_TASK_BATCHES = 4  # decode batches per input block (one decode task each)
+
+
+def node_id() -> str:
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
+
+
+def read_manifest(cfg: Config, path: str, columns: list[str] | None = None) -> ray.data.Dataset:
+    """Parquet rows as a Dataset: read here with pyarrow and handed to Ray Data in blocks of a few decode
+    batches (one decode task each, so clips decode in parallel and blocks do not grow with the manifest).
+
+    No Ray task reads, samples or inspects the rows before the pass runs: Ray 2.60's parquet datasource (and
+    ``from_arrow``) run such tasks asking for a whole CPU, and on a cluster of 1-CPU nodes whose generator
+    actors hold a share of each CPU for the whole run they never ran (tests/test_job_submit.py).
+    ``from_blocks`` takes the blocks' metadata here."""
+    if columns is not None:
+        present = set(pq.ParquetDataset(path).schema.names)
+        columns = [c for c in columns if c in present]
+    table = pq.read_table(path, columns=columns)
+    step = ROWS_PER_DECODE_TASK_BATCHES * cfg.data.decode_batch_size
+    return ray.data.from_blocks([table.slice(i, step) for i in range(0, max(1, table.num_rows), step)])
+
+
+def decode_batch(
+    batch: dict[str, np.ndarray], video_root: str, num_frames: int, size: int, timeout_s: float = 0.0,
+    folder_fps: float = 0.0,
+) -> dict[str, np.ndarray]:
+    """Adds ``frames`` (B, T, size, size, 3), their timing (``fps``, ``frame_index`` (B, T) within the clip,
+    ``clip_frames``) and ``error`` ('' when decoded). A bad file never raises; with ``timeout_s`` > 0 a clip is
+    decoded in a child process that is killed when it takes longer."""
+    start = time.perf_counter()
+    n = len(batch["id"])
+    frames = np.zeros((n, num_frames, size, size, 3), dtype=np.uint8)
+    fps = np.zeros(n, dtype=np.float64)
+    frame_index = np.zeros((n, num_frames), dtype=np.int64)
+    clip_frames = np.zeros(n, dtype=np.int64)
+    errors = [""] * n
+    starts = batch.get("start", np.full(n, np.nan))
+    ends = batch.get("end", np.full(n, np.nan))
+    for i in range(n):
+        try:
+            path = resolve_video(str(batch["video"][i]), video_root)
+            clip_start = None if starts[i] is None or np.isnan(starts[i]) else float(starts[i])
+            clip_end = None if ends[i] is None or np.isnan(ends[i]) else float(ends[i])
+            clip = decode_with_timeout(path, num_frames, size, clip_start, clip_end, timeout_s, folder_fps)
+            frames[i], fps[i], frame_index[i], clip_frames[i] = (clip.frames, clip.fps, clip.frame_indices,
+                                                                  clip.clip_frames)
+        except (DecodeError, RecordError, OSError) as e:
+            errors[i] = f"decode failed: {e}"
+    batch["frames"] = frames
+    batch["fps"], batch["frame_index"], batch["clip_frames"] = fps, frame_index, clip_frames
+    batch["error"] = np.array(errors, dtype=object)
+    batch["decode_s"] = np.full(n, (time.perf_counter() - start) / max(n, 1))
+    batch["decode_node"] = np.array([node_id()] * n, dtype=object)
+    return batch
+
+
+def decoded(cfg: Config, ds: ray.data.Dataset, video_root: str, wrap=None) -> ray.data.Dataset:
+    """The decode stage: CPU tasks spread over the nodes, retried when their worker dies. ``wrap`` (a pass's
+    row counter) wraps ``decode_batch``."""
+    data = cfg.data
+    return ds.map_batches(
+        wrap(decode_batch) if wrap else decode_batch,
+        fn_kwargs=dict(video_root=video_root, num_frames=data.num_frames, size=data.frame_size,
+                       timeout_s=data.decode_timeout_s, folder_fps=data.frame_folder_fps),
+        batch_size=data.decode_batch_size,
+        num_cpus=data.decode_num_cpus,
+        scheduling_strategy="SPREAD",  # decode across nodes
+        max_retries=3,  # a decode task whose worker crashed runs again
+    )
