@@ -1,4 +1,4 @@
-"""The ``vstar verify`` record contract (DESIGN.md section 4), through the real command line."""
+"""The ``vstar verify`` record contract (docs/architecture.md, "Contracts"), through the real command line."""
 
 import json
 import subprocess

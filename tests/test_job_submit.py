@@ -28,7 +28,7 @@ def free_port() -> int:
 
 @pytest.fixture()
 def cluster():
-    """A real two-node cluster on loopback: a head and a worker node, one CPU each (DESIGN.md 5).
+    """A real two-node cluster on loopback: a head and a worker node, one CPU each (docs/cluster.md: token auth, a --temp-dir per node).
 
     Yields the clients' environment, the dashboard's address and the worker node's temp dir. The cluster has a
     token of its own (RAY_AUTH_TOKEN): `ray start --head` with token auth refuses to start without one, and the

@@ -1,4 +1,4 @@
-"""``vstar``: the command line (DESIGN.md section 4). Every verb exits non-zero with a clear message on bad input."""
+"""``vstar``: the command line (docs/architecture.md, "Contracts"). Every verb exits non-zero with a clear message on bad input."""
 
 from __future__ import annotations
 

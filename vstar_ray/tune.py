@@ -28,7 +28,7 @@ class TuneError(InputError):
 
 
 def load_records(path: str | Path) -> list[dict[str, Any]]:
-    """Verify records (DESIGN.md 4) that carry ``gold`` (bool). Every problem names the line and record id."""
+    """Verify records (docs/architecture.md, "Contracts") that carry ``gold`` (bool). Every problem names the line and record id."""
     records = []
     for n, record, why in iter_jsonl(path):
         if why:

@@ -1,4 +1,4 @@
-"""The manifest (DESIGN.md section 4): one row per labeled clip, stored as parquet.
+"""The manifest (docs/architecture.md, "Contracts"): one row per labeled clip, stored as parquet.
 
 Columns: ``id`` (unique str), ``video`` (relative to the video root, or absolute/URI),
 optional ``start``/``end`` (seconds), ``source``, ``split``, ``labels`` and ``verifiers``

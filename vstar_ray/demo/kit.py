@@ -3,7 +3,7 @@
 Layout of a kit folder::
 
     videos/train/*.mp4  videos/heldout/*.mp4
-    train.parquet  heldout.parquet     manifests (DESIGN.md section 4)
+    train.parquet  heldout.parquet     manifests (docs/architecture.md, "Contracts")
     thresholds.yaml                    the verifier thresholds of this benchmark (``videos.THRESHOLDS``)
     seed/                              HF-format tiny Qwen2-VL + processor
     kit.json                           version and what was built (written last)

@@ -1,4 +1,4 @@
-"""``vstar prepare``: a label source's annotation files to a manifest (DESIGN.md section 4).
+"""``vstar prepare``: a label source's annotation files to a manifest (docs/architecture.md, "Contracts").
 
 Rows that cannot be used are skipped and reported by id with their reason, on screen (a count and the
 first few) and in ``<manifest stem>.skipped.jsonl`` beside the manifest. Rows stream from the

@@ -1,4 +1,4 @@
-"""The verifiers of DESIGN.md section 3 as plain functions.
+"""The verifiers of docs/verifiers.md as plain functions.
 
 Each verifier takes ``(answer, label, **thresholds)`` and returns ``(ok, extracted)``:
 ``extracted`` is what the parser found in the answer (JSON-serialisable), or None.

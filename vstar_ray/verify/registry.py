@@ -1,4 +1,4 @@
-"""Verifier registry, thresholds and the record contract of DESIGN.md section 4."""
+"""Verifier registry, thresholds and the record contract of docs/architecture.md ("Contracts")."""
 
 from __future__ import annotations
 
