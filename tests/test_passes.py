@@ -1,7 +1,8 @@
 """Passes that survive and generators that start once, with real processes, real kills and a real Ray cluster.
 
-- a run SIGKILLed half-way through a generation pass resumes inside the pass: every row once, nothing that
-  was committed generated again, ``resumed_rows`` recorded; a second writer of the same folder is refused;
+- a run SIGKILLed inside a generation pass resumes inside the pass: every row once, nothing that was committed
+  generated again, ``resumed_rows`` recorded; a second writer of the same folder is refused (a kill during
+  training is ``test_faults.py``'s);
 - a pass whose generators stop answering fails naming the stage, instead of hanging;
 - the run's generator actors start once and load each new checkpoint in place;
 - a config the cluster cannot hold is refused in seconds; the default config generates on two cores.
@@ -59,13 +60,13 @@ def test_a_run_killed_half_way_through_a_pass_resumes_inside_it(small_kit, tmp_p
     assert f"is in use by pid {first.pid} on " in second.stderr
     assert first.poll() is None, log.read_text()[-3000:]
     partial = out / "cycle_1" / ".generated.partial"
-    while committed_rows(partial) < n // 2:
+    while committed_rows(partial) < n // 3:  # a third: what commits while the kill lands still leaves rows to do
         assert first.poll() is None, log.read_text()[-3000:]
-        assert time.time() < deadline, "the pass did not get half-way"
+        assert time.time() < deadline, "the pass did not get a third of the way"
         time.sleep(0.05)
     kill_tree(first)
     committed_at_kill = len(pq.read_table(partial, columns=["id"]))
-    assert n // 2 <= committed_at_kill < n, "killed too late to prove anything"
+    assert n // 3 <= committed_at_kill < n, "killed too late to prove anything"
 
     final = subprocess.run(cmd + ["--resume"], env=ENV, capture_output=True, text=True)  # the dead run's lock is stale
     assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
@@ -139,7 +140,7 @@ def test_generators_load_a_new_checkpoint_in_place(small_kit, tmp_path, ray_loca
                                 [models.video_metadata(c.fps, c.frame_indices, c.clip_frames)])[0]
                 for r, c in zip(rows, clips)]
     assert [answers[r["id"]] for r in rows] == expected
-    assert before["videos"] == after["videos"] == 16
+    assert before.videos == after.videos == 16
 
 
 def test_a_config_the_cluster_cannot_hold_fails_fast_and_the_default_one_generates(small_kit, tmp_path):

@@ -1,5 +1,6 @@
 """What a person sees and what a run leaves for the tools of this field: a short console, logs in OUT/logs/,
-TensorBoard event files read back, MLflow (sqlite) and W&B (offline) runs."""
+TensorBoard event files read back, MLflow (sqlite) and W&B (offline) runs; its second cycle continues from the
+first's model (``train.restart_from_pretrained: false``)."""
 
 import json
 import os
@@ -33,7 +34,8 @@ def read_events(folder) -> list[tuple[str, int, float]]:
 def test_a_run_s_console_logs_and_tracking(small_kit, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "vstar_ray", "run", "--config", "configs/demo.yaml", "--out", str(out)]
-    for item in small_run_overrides(small_kit) + ["cycles=2", "tracking=tensorboard,mlflow,wandb"]:
+    for item in small_run_overrides(small_kit) + ["cycles=2", "tracking=tensorboard,mlflow,wandb",
+                                                  "train.restart_from_pretrained=false"]:
         cmd += ["--set", item]
     env = {**os.environ, "RAY_ADDRESS": "", "WANDB_MODE": "offline", "MLFLOW_TRACKING_URI": ""}
     env.pop("MLFLOW_TRACKING_URI")
@@ -48,8 +50,13 @@ def test_a_run_s_console_logs_and_tracking(small_kit, tmp_path):
     assert console[-1].lstrip().startswith("2 ") and "cycle_2/train: " in proc.stdout
     assert (out / "logs" / "vstar.log").stat().st_size > 0 and (out / "logs" / "ray").is_dir()
 
-    # TensorBoard: every optimizer step of both finetunes on one axis, and the per-cycle scalars
+    # cycle 2 continued from cycle 1's model (train.restart_from_pretrained: false)
     metrics = json.loads((out / "metrics.json").read_text())
+    first, second = metrics["cycles"]
+    assert first["train"]["base_model"] == str(small_kit / "seed")
+    assert second["train"]["base_model"] == str(out / "cycle_1" / "checkpoint")
+
+    # TensorBoard: every optimizer step of both finetunes on one axis, and the per-cycle scalars
     steps = sum(c["train"]["steps"] for c in metrics["cycles"])
     scalars = read_events(out / "tensorboard")
     losses = sorted(step for tag, step, _ in scalars if tag == "train/loss")

@@ -26,6 +26,12 @@ EPS = 1e-9
 WARM_WORKERS = 32
 
 
+# Ray Train on a cluster started here: its controller looks at the workers every 0.2 s instead of 2 s (a finetune
+# ends up to 2 s sooner, and it starts sooner too), and no preemption watcher starts (nothing preempts this machine).
+# A finetune of the small test kit took 15.5-18.8 s before, 12.3-14.7 s after (1 worker; 2 workers 21.7 -> 17.1 s).
+LOCAL_TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+
+
 def init_ray(**kwargs) -> None:
     """Connect to the Ray cluster (``RAY_ADDRESS``, a job's) or start a local one that keeps its workers warm."""
     import ray
@@ -35,6 +41,9 @@ def init_ray(**kwargs) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_num_workers_soft_limit", str(WARM_WORKERS))
+    if not os.environ.get("RAY_ADDRESS"):  # a cluster started here, on this machine
+        for key, value in LOCAL_TRAIN_ENV.items():
+            os.environ.setdefault(key, value)
     ray.init(**{**quiet_ray(), **kwargs})
     quiet_loggers()
 
