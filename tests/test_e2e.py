@@ -6,6 +6,8 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
+from tests.helpers import benchmark_files
+from tests.helpers.chat_server import ChatServer
 from tests.helpers.runs import small_run_overrides
 from vstar_ray.cli import main
 from vstar_ray.data.manifest import write_manifest
@@ -27,14 +29,16 @@ def run_dir(small_kit, realdata, tmp_path_factory):
     ]
     write_manifest(rows + extra, work / "train.parquet")
     out = work / "run"
-    tc_videos = work / "tempcompass_videos"
-    tc_videos.mkdir()
-    shutil.copy(realdata / "videos" / "tempcompass_1021488277__pineapple_pickup.gif", tc_videos / "1021488277.gif")
+    tc_questions, tc_videos = benchmark_files.tempcompass(realdata, work / "tempcompass")
+    q, a = benchmark_files.openqa(work / "openqa")
+    videos = benchmark_files.videos(realdata, work / "videos")
+    server = ChatServer().__enter__()  # the judge, over HTTP
+    benchmarks = (f"[{{name: tempcompass, questions: {tc_questions}, videos: {tc_videos}, tasks: 'multi-choice,yes_no'}}, "
+                  f"{{name: openqa, label: msvd, questions: {q}, answers: {a}, videos: {videos}}}]")
     overrides = small_run_overrides(small_kit) + [f"data.train_manifest={work}/train.parquet",
-                                                  f"data.video_root={small_kit}",
-                                                  f"eval.tempcompass_questions={realdata}/annotations/tempcompass",
-                                                  f"eval.tempcompass_videos={tc_videos}",
-                                                  "eval.tempcompass_tasks=multi-choice,yes_no"]
+                                                  f"data.video_root={small_kit}", f"eval.benchmarks={benchmarks}",
+                                                  f"judge.base_url={server.url}", "judge.model=judge",
+                                                  f"judge.cache_dir={work / 'judge_cache'}"]
     args = ["run", "--config", "configs/demo.yaml", "--out", str(out)]
     for item in overrides:
         args += ["--set", item]
@@ -43,6 +47,7 @@ def run_dir(small_kit, realdata, tmp_path_factory):
     import ray
 
     ray.shutdown()
+    server.stop()
 
 
 def test_outputs_follow_the_design_layout(run_dir):
@@ -65,14 +70,18 @@ def test_outputs_follow_the_design_layout(run_dir):
     assert cycle["answers"] == cycle["generated"] + rationalized  # a direct answer each, plus a rationalization
     assert set(cycle["timings"]) >= {"generate", "train", "eval"}
     assert cycle["nodes"]["generate.answer"]
-    for entry in (metrics["baseline"], cycle):  # the evaluation suites, seed and every cycle
-        assert set(entry["tempcompass"]) == {"multi-choice", "yes_no"}
+    for entry in (metrics["baseline"], cycle):  # the judged benchmarks, seed and every cycle
+        assert set(entry["benchmarks"]) == {"tempcompass", "msvd"}
+        assert set(entry["benchmarks"]["tempcompass"]["figures"]) == {"multi-choice", "yes_no", "average"}
+        assert set(entry["benchmarks"]["msvd"]["figures"]) == {"accuracy", "score"}
     by_type = cycle["eval"]["by_type"]  # the kit's three label types, a third of the held-out videos each
     assert {t: c["total"] for t, c in by_type.items()} == {"class": 6, "temporal_range": 5, "float": 5}
     assert len(cycle["eval"]["overall"]["ci95"]) == 2
     report = (out / "report.md").read_text()
-    assert "Held-out accuracy by label type" in report and "TempCompass accuracy by task" in report
-    assert (out / "cycle_1" / "eval_report.md").exists() and (out / "cycle_1" / "tempcompass" / "results.json").exists()
+    assert "Held-out accuracy by label type" in report and "Accuracy / Score as the paper reports them" in report
+    assert "| gain, cycle 1 over seed (95% CI) |" in report
+    assert (out / "cycle_1" / "eval_report.md").exists()
+    assert (out / "cycle_1" / "benchmarks" / "msvd" / "results.json").exists()
     evaluated = pq.read_table(out / "cycle_1" / "eval").to_pylist()
     assert all(r["prompt"].startswith("Question: ") for r in evaluated if not r["error"])  # prompts recorded
 
@@ -175,7 +184,7 @@ def test_the_run_s_generator_processes_started_once_and_served_every_pass(run_di
     pool = {g["actor"]: g for g in first["processes"]}
     assert len(pool) == len({g["pid"] for g in pool.values()}) == 2  # configs/demo.yaml: generate.max_actors
     served = set()
-    for folder in ("baseline/eval", "cycle_1/generated", "cycle_1/eval", "cycle_1/tempcompass/predictions"):
+    for folder in ("baseline/eval", "cycle_1/generated", "cycle_1/eval", "cycle_1/benchmarks/tempcompass/answers"):
         table = pq.read_table(out / folder)
         for column in ("answer_call", "rationalize_call"):
             if column in table.column_names:

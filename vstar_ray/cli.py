@@ -1,190 +1,15 @@
-"""``vstar``: the command line (docs/architecture.md, "Contracts"). Every verb exits non-zero with a clear message on bad input."""
+"""``vstar``: the command line (docs/architecture.md, "Contracts"): its parser, and the exit code of every
+outcome. What each verb does is ``verbs``."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import traceback
-from pathlib import Path
 
-from vstar_ray.config import ConfigError, load_config
+from vstar_ray import verbs
+from vstar_ray.config import BENCHMARKS
 from vstar_ray.errors import InputError, WorkFailed
-from vstar_ray.io import make_dir
-from vstar_ray.resources import init_ray
-from vstar_ray.verify import RecordError
-
-REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-DEFAULT_KIT = os.environ.get("VSTAR_DEMO_KIT", "~/.cache/vstar-ray/demo-kit")
-
-
-def _demo(args: argparse.Namespace) -> None:
-    from vstar_ray.run import run
-
-    overrides = [f"demo_kit={DEFAULT_KIT}"] if "VSTAR_DEMO_KIT" in os.environ else []
-    overrides += [f"cycles={args.cycles}"] if args.cycles else []
-    cfg = load_config(args.config, overrides + list(args.set))
-    if args.ablations or args.variants:
-        from vstar_ray.evaluation import ablations
-
-        ablations.run(cfg, args.out, ablations.parse_variants(args.variants), resume=args.resume)
-        _copy_seed(cfg, Path(args.out))
-        print(f"\nwrote {Path(args.out).resolve()} (ablations.json, ablations.md, ablations.png; one run per variant)")
-        return
-    run(cfg, args.out, resume=args.resume, allow_changed_config=args.allow_changed_config)
-    _copy_seed(cfg, Path(args.out))
-    print(f"\nwrote {Path(args.out).resolve()} (metrics.json, report.md, report.png)")
-
-
-def _copy_seed(cfg, out: Path) -> None:
-    """The demo's output carries the seed model it started from (DIR/seed/)."""
-    import shutil
-
-    seed = Path(cfg.model.path or Path(cfg.demo_kit).expanduser() / "seed")
-    if not (out / "seed").exists():
-        shutil.copytree(seed, out / "seed")
-
-
-def _run(args: argparse.Namespace) -> None:
-    from vstar_ray.run import run
-
-    overrides = list(args.set) + ([f"verify.thresholds={args.thresholds}"] if args.thresholds else [])
-    run(load_config(args.config, overrides), args.out, resume=args.resume,
-               allow_changed_config=args.allow_changed_config)
-
-
-def _generate(args: argparse.Namespace) -> None:
-    from vstar_ray.preflight import check_engine, check_model, load_verifier_plugins
-    from vstar_ray.io import atomic_write_json
-    from vstar_ray.data.manifest import validate_manifest
-    from vstar_ray.generation.pipeline import run_pass
-
-    overrides = list(args.set) + ([f"verify.thresholds={args.thresholds}"] if args.thresholds else [])
-    cfg = load_config(args.config, overrides)
-    load_verifier_plugins(cfg)
-    validate_manifest(args.manifest)
-    check_model(cfg, args.model, training=False)
-    check_engine(cfg)
-    out = Path(args.out)
-    if (out / "generated").exists() and not args.resume:
-        raise ConfigError(f"{out}/generated already exists: choose another --out")
-    make_dir(out, "the output folder")
-    init_ray()
-    summary = run_pass(cfg, args.manifest, args.model, out / "generated", "train", resume=args.resume).to_json()
-    atomic_write_json(out / "metrics.json", summary)
-    print(json.dumps(summary, indent=2))
-
-
-def _eval(args: argparse.Namespace) -> None:
-    from vstar_ray.preflight import check_engine, check_model, load_verifier_plugins
-    from vstar_ray.io import atomic_write_json
-
-    cfg = load_config(args.config, list(args.set))
-    load_verifier_plugins(cfg)
-    out = Path(args.out)
-    check_model(cfg, args.model, training=False)
-    check_engine(cfg)
-    if args.benchmark == "tempcompass":
-        from vstar_ray.evaluation import tempcompass
-
-        if not args.questions or not args.videos:
-            raise InputError("--benchmark tempcompass needs --questions Q_DIR and --videos V_DIR")
-        tasks = tempcompass.parse_tasks(args.tasks)
-        tempcompass.load_questions(args.questions, tasks)  # bad files fail before Ray starts
-        tempcompass.load_judge(args.judge)
-        init_ray()
-        summary = tempcompass.run(cfg, args.questions, args.videos, args.model, out, tasks=tasks, judge=args.judge,
-                                  limit=args.limit)
-        print(tempcompass.markdown(summary))
-        if summary["missing_videos"]:
-            print(f"{len(summary['missing_videos'])} videos missing (skipped), e.g. {summary['missing_videos'][:5]}")
-        print(f"wrote {out}/results.json, results.md, predictions.jsonl")
-        return
-    if not args.manifest:
-        raise InputError("give --manifest M (held-out QA) or --benchmark tempcompass")
-    from vstar_ray.evaluation.heldout import held_out
-    from vstar_ray.data.manifest import validate_manifest
-
-    validate_manifest(args.manifest)
-    init_ray()
-    result = held_out(cfg, args.manifest, args.model, out, report_name="report.md")
-    atomic_write_json(out / "metrics.json", {"eval_accuracy": result.accuracy, **result.to_json()})
-    print((out / "report.md").read_text())
-    print(f"wrote {out}/metrics.json, report.md, eval/ (every answer and its prompt)")
-
-
-def _verify(args: argparse.Namespace) -> None:
-    from vstar_ray.io import atomic_path, iter_jsonl
-    from vstar_ray.verify import load_plugins, load_thresholds, set_embedding_model, verify_records
-
-    load_plugins(args.plugins)
-    thresholds = load_thresholds(args.thresholds)
-    if args.embedding_model:
-        set_embedding_model(args.embedding_model)
-    out = Path(args.out)
-    counts = {"records": 0, "verified": 0, "invalid": 0}
-
-    def flush(chunk: list[tuple[int, object]], f) -> None:
-        """Verify a chunk of (line number, record or the reason its line is bad); a bad record stops the file
-        (naming its line) unless --skip-invalid, which writes it with an 'error' field instead."""
-        parsed = [r for _, r in chunk if not isinstance(r, Exception)]
-        verified = iter(verify_records(parsed, thresholds, skip_invalid=True))
-        results = [{"error": str(r)} if isinstance(r, Exception) else next(verified) for _, r in chunk]
-        for (n, _), result in zip(chunk, results):
-            if "error" in result and not args.skip_invalid:
-                raise RecordError(f"{args.inp} line {n}: {result['error']}")
-        for (n, _), result in zip(chunk, results):
-            counts["records"] += 1
-            if "error" in result:
-                counts["invalid"] += 1
-                print(f"skipped: {args.inp} line {n}: {result['error']}", file=sys.stderr)
-            counts["verified"] += bool(result.get("verified"))
-            f.write(json.dumps(result, ensure_ascii=False) + "\n")
-
-    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        chunk: list[tuple[int, object]] = []
-        for n, record, why in iter_jsonl(args.inp):
-            chunk.append((n, InputError(why) if why else record))
-            if len(chunk) >= args.batch_size:
-                flush(chunk, f)
-                chunk = []
-        if chunk:
-            flush(chunk, f)
-    print(f"{counts['records']} records, {counts['verified']} verified, {counts['invalid']} invalid -> {out}")
-
-
-def _prepare(args: argparse.Namespace) -> None:
-    from vstar_ray.prepare import prepare
-
-    report = prepare(args.source, args.annotations, args.videos, args.out, templates=args.templates, seed=args.seed,
-                     split=args.split, classes=args.classes)
-    print(f"{report['rows']} rows -> {report['manifest']}")
-    if report["skipped"]:
-        print(f"{report['skipped']} rows skipped ({report['skipped_file']}):")
-        for reason, count in report["skipped_by_reason"].items():
-            print(f"  {count:>7}  {reason}")
-        for s in report["first_skipped"]:
-            print(f"  e.g. {s['id']}: {s['reason']}")
-
-
-def _tune(args: argparse.Namespace) -> None:
-    from vstar_ray.tune import run_tune
-
-    run_tune(args.records, args.out, trials=args.trials, metric=args.metric, min_yield=args.min_yield,
-             holdout=args.holdout, seed=args.seed, max_concurrent=args.max_concurrent,
-             base_thresholds=args.thresholds, plugins=args.plugins)
-    out = Path(args.out)
-    print(Path(out.with_name(f"{out.stem}_tune.md")).read_text())
-    print(f"wrote {out} and {out.stem}_tune.json/.md/.png beside it")
-
-
-def _plan(args: argparse.Namespace) -> None:
-    from vstar_ray import plan
-
-    cfg = load_config(args.config, list(args.set))
-    assumptions = plan.parse_assumptions(args.assume, args.gpu_memory)
-    print(plan.plan(cfg, args.gpus or plan.gpus_default(cfg), assumptions), end="")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,19 +19,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show Ray's and the libraries' logs and warnings on the console (else OUT/logs/)")
     subparsers = parser.add_subparsers(dest="verb", required=True)
 
-    class Verbs:  # every verb takes --verbose
+    class Parsers:  # every verb takes --verbose
         @staticmethod
         def add_parser(name, **kwargs):
             return subparsers.add_parser(name, parents=[common], **kwargs)
 
-    verbs = Verbs()
+    parsers = Parsers()
 
     def with_config(p, required: bool):
         p.add_argument("--config", required=required, help="YAML config (configs/*.yaml)")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key, e.g. --set train.lr=1e-4 (repeatable)")
 
-    p = verbs.add_parser("demo", help="build the demo kit if missing and run Video-STaR on a local Ray cluster")
+    p = parsers.add_parser("demo", help="build the demo kit if missing and run Video-STaR on a local Ray cluster")
     p.add_argument("--out", default="demo-out")
     p.add_argument("--cycles", type=int, default=0, help="number of cycles (default: the config's, 3)")
     p.add_argument("--resume", action="store_true")
@@ -215,40 +40,47 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run full, no_filter, no_rationalization and label_only on the same data and seed")
     p.add_argument("--variants", default="", help="comma-separated subset of the ablation variants (implies --ablations)")
     with_config(p, required=False)
-    p.set_defaults(fn=_demo, config=str(REPO_CONFIGS / "demo.yaml"))
+    p.set_defaults(fn=verbs.demo, config=str(verbs.REPO_CONFIGS / "demo.yaml"))
 
-    p = verbs.add_parser("run", help="the full multi-cycle run (what the Ray job runs)")
+    p = parsers.add_parser("run", help="the full multi-cycle run (what the Ray job runs)")
     p.add_argument("--out", required=True)
     p.add_argument("--resume", action="store_true", help="continue a run: finished stages and committed rows are kept")
     p.add_argument("--allow-changed-config", action="store_true",
                    help="with --resume: continue although the config differs from the run's (kept in config_history/)")
     p.add_argument("--thresholds", help="thresholds.yaml (same as --set verify.thresholds=...)")
     with_config(p, required=True)
-    p.set_defaults(fn=_run)
+    p.set_defaults(fn=verbs.run)
 
-    p = verbs.add_parser("generate", help="one answer/verify/rationalize pass, no training")
+    p = parsers.add_parser("generate", help="one answer/verify/rationalize pass, no training")
     p.add_argument("--manifest", required=True)
     p.add_argument("--model", required=True, help="local folder or model id")
     p.add_argument("--out", required=True)
     p.add_argument("--thresholds")
     p.add_argument("--resume", action="store_true", help="keep the rows a killed run of this pass committed")
     with_config(p, required=False)
-    p.set_defaults(fn=_generate)
+    p.set_defaults(fn=verbs.generate)
 
-    p = verbs.add_parser("eval", help="held-out QA accuracy of a model on a manifest, or a benchmark (greedy)")
+    p = parsers.add_parser("eval", help="held-out QA of a model on a manifest, or a judged benchmark (greedy)")
     p.add_argument("--manifest", help="held-out manifest: accuracy per label type and source, with 95%% CIs")
-    p.add_argument("--benchmark", choices=["tempcompass"], help="a published benchmark instead of a manifest")
-    p.add_argument("--questions", help="tempcompass: folder with multi-choice.json, yes_no.json, ...")
-    p.add_argument("--videos", help="tempcompass: folder with <video_id>.mp4")
+    p.add_argument("--protocol", choices=["verifier", "paper"],
+                   help="held-out: verifier (default), or paper: the bare question, judged against the labels")
+    p.add_argument("--benchmark", choices=list(BENCHMARKS), help="a published benchmark instead of a manifest")
+    p.add_argument("--questions", help="openqa: test_q.json; videochatgpt: the folder of its three files; "
+                                       "tempcompass: the folder of its question files")
+    p.add_argument("--answers", help="openqa: test_a.json")
+    p.add_argument("--videos", help="the benchmark's videos, named as the benchmark names them")
+    p.add_argument("--label", default="", help="the benchmark's name in the report (msvd, msrvtt, ...)")
     p.add_argument("--tasks", default="", help="tempcompass: comma-separated subset of the four tasks")
-    p.add_argument("--judge", help="tempcompass: module:function deciding answers the rules cannot match")
-    p.add_argument("--limit", type=int, default=0, help="tempcompass: at most this many questions")
+    p.add_argument("--judge", help="shorthand for --set judge.backend=callable --set judge.function=module:function")
+    p.add_argument("--limit", type=int, default=0, help="at most this many questions")
+    p.add_argument("--rescore", action="store_true",
+                   help="judge the answers already in --out again (the model is not run)")
     p.add_argument("--model", required=True)
     p.add_argument("--out", required=True)
     with_config(p, required=False)
-    p.set_defaults(fn=_eval)
+    p.set_defaults(fn=verbs.eval)
 
-    p = verbs.add_parser("verify", help="the parser-verifier over JSONL records")
+    p = parsers.add_parser("verify", help="the parser-verifier over JSONL records")
     p.add_argument("--in", dest="inp", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--thresholds")
@@ -257,9 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embedding-model", default="", help="sentence types: model id or folder (default all-MiniLM-L6-v2)")
     p.add_argument("--plugins", action="append", default=[], metavar="FILE_OR_MODULE",
                    help="a verifier plug-in: its verify_<type> functions add label types (repeatable)")
-    p.set_defaults(fn=_verify)
+    p.set_defaults(fn=verbs.verify)
 
-    p = verbs.add_parser("prepare", help="a label source's annotation files to a manifest")
+    p = parsers.add_parser("prepare", help="a label source's annotation files to a manifest")
     p.add_argument("--source", required=True,
                    choices=["kinetics700", "kinetics400", "kinetics600", "finediving", "star", "ssv2", "table"])
     p.add_argument("--annotations", required=True, help="annotation file or folder, as the dataset ships it")
@@ -267,19 +99,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="manifest parquet to write")
     p.add_argument("--templates", help="YAML {label type: [question, ...]} replacing the built-in questions")
     p.add_argument("--seed", type=int, default=0, help="question choice seed (a manifest is reproducible)")
-    p.add_argument("--split", default="", help="keep only this split (e.g. train, validate)")
+    p.add_argument("--split", default="", help="keep only this split (e.g. train, validate); test: the paper's test "
+                                                "set of kinetics700 (the validation set), star (STAR_val.json) or "
+                                                "finediving (test_split.pkl), with the paper's items")
+    p.add_argument("--items", default="", choices=["", "vstar", "paper"],
+                   help="which items to build per clip: vstar (default) or paper (the reference builders'; the "
+                        "default with --split test)")
+    p.add_argument("--size", type=int, default=0, help="a seeded subset of this many clips/questions/dives (0: all)")
     p.add_argument("--classes", help="kinetics: class list (one per line); rows of other classes are skipped")
-    p.set_defaults(fn=_prepare)
+    p.set_defaults(fn=verbs.prepare)
 
-    p = verbs.add_parser("plan", help="memory per GPU and GPU-hours of a run, from the model's config and the manifests")
+    p = parsers.add_parser("plan", help="memory per GPU and GPU-hours of a run, from the model's config and the manifests")
     p.add_argument("--gpus", type=int, default=0, help="GPUs in the cluster (default: what the config asks for)")
     p.add_argument("--gpu-memory", help="memory per GPU, e.g. 80GiB (default 80GiB)")
     p.add_argument("--assume", action="append", default=[], metavar="KEY=VALUE",
                    help="replace an assumption (throughput, answer length, ...; listed in the output)")
     with_config(p, required=True)
-    p.set_defaults(fn=_plan)
+    p.set_defaults(fn=verbs.plan)
 
-    p = verbs.add_parser("tune", help="Ray Tune over the verifier thresholds against records with a human 'gold'")
+    p = parsers.add_parser("tune", help="Ray Tune over the verifier thresholds against records with a human 'gold'")
     p.add_argument("--records", required=True, help="JSONL verify records with 'gold' (true/false)")
     p.add_argument("--out", required=True, help="thresholds.yaml to write")
     p.add_argument("--trials", type=int, default=40, help="trials per group of types that share records")
@@ -291,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--thresholds", help="start from this thresholds.yaml instead of the defaults")
     p.add_argument("--plugins", action="append", default=[], metavar="FILE_OR_MODULE",
                    help="a verifier plug-in, loaded here and in every trial (repeatable)")
-    p.set_defaults(fn=_tune)
+    p.set_defaults(fn=verbs.tune)
     return parser
 
 

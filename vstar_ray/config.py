@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import typing
 from dataclasses import field
 from typing import Annotated, Any, Literal
 
@@ -178,17 +177,82 @@ class TrainConfig:
     # also train each kept rationalized answer under its hint prompt, so that a small model keeps following
     # hints in later cycles (Video-STaR trains rationalized answers under the plain question only)
     hinted_copies: Bool = False
+    # the prompt a sample trains under: question (the bare question, as the paper trains, so the model reasons when
+    # asked plainly) or answer_prompt (the question with the step-by-step request the answers were generated with)
+    prompt: Literal["question", "answer_prompt"] = "question"
     max_failures: Annotated[Int, Field(ge=0)] = 1  # Ray Train FailureConfig
+
+
+BENCHMARKS = ("openqa", "videochatgpt", "tempcompass")
+
+
+@dataclass(frozen=True, config=SECTION)
+class BenchmarkSpec:
+    """A judged benchmark scored on the seed and every cycle (docs/evaluation.md); files as each benchmark ships."""
+
+    name: Literal["openqa", "videochatgpt", "tempcompass"]
+    # openqa: the Video-ChatGPT-format test_q.json; videochatgpt: the folder with generic_qa.json, temporal_qa.json
+    # and consistency_qa.json; tempcompass: the folder with multi-choice.json, yes_no.json, ... (and meta_info.json)
+    questions: Annotated[Text, Field(min_length=1)]
+    videos: Annotated[Text, Field(min_length=1)]  # the folder of the benchmark's videos, named as it names them
+    answers: Text = ""  # openqa: test_a.json
+    label: Text = ""  # the benchmark's name in reports and folders (msvd, msrvtt, ...); default: name
+    tasks: Text = ""  # tempcompass: comma-separated subset of multi-choice,yes_no,caption_matching,captioning
+    limit: Annotated[Int, Field(ge=0)] = 0  # at most this many questions (0: all)
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
 
 
 @dataclass(frozen=True, config=SECTION)
 class EvalConfig:
-    """Suites evaluated on the seed model and after every cycle (the held-out manifest always)."""
+    """What the seed model and every cycle are scored on: the held-out manifest, and ``benchmarks``."""
 
-    tempcompass_questions: Text = ""  # folder with TempCompass's multi-choice.json, yes_no.json, ...; empty: off
-    tempcompass_videos: Text = ""  # folder with <video_id>.mp4
-    tempcompass_tasks: Text = ""  # comma-separated subset of multi-choice,yes_no,caption_matching,captioning
-    tempcompass_limit: Annotated[Int, Field(ge=0)] = 0  # at most this many questions (0: all)
+    # verifier: held-out answers are right when the parser-verifier accepts them; paper: the bare question is asked
+    # and the judge decides against the labels rendered as text (Accuracy / Score), beside the verifier's accuracy
+    protocol: Literal["verifier", "paper"] = "verifier"
+    # the held-out prompt: question (the bare question, the paper's), answer_prompt (with the step-by-step
+    # request), auto: question under protocol paper, answer_prompt under verifier
+    prompt: Literal["auto", "question", "answer_prompt"] = "auto"
+    max_new_tokens: Annotated[Int, Field(ge=0)] = 0  # tokens a held-out or benchmark answer may take; 0: generate's
+    benchmarks: list[BenchmarkSpec] = field(default_factory=list)  # judged benchmarks, scored every cycle
+
+    def __post_init__(self) -> None:
+        titles = [b.title for b in self.benchmarks]
+        if len(set(titles)) < len(titles):
+            raise ValueError(f"benchmarks: two have the label {max(titles, key=titles.count)!r}; give each a label")
+
+
+@dataclass(frozen=True, config=SECTION)
+class JudgeConfig:
+    """The LLM judge of the benchmarks and of the paper protocol (docs/evaluation.md)."""
+
+    # openai: an OpenAI-compatible endpoint (vllm serve, SGLang, a hosted API); actors: a judge model on the
+    # cluster's own actors; callable: a Python function
+    backend: Literal["openai", "actors", "callable"] = "openai"
+    base_url: Text = ""  # openai: e.g. http://localhost:8000/v1
+    model: Text = ""  # openai: the served model's name; actors: a local folder or hub id
+    api_key_env: Text = "OPENAI_API_KEY"  # the environment variable that holds the key (never put a key in a config)
+    function: Text = ""  # callable: package.module:function (docs/evaluation.md)
+    # original: the official scripts' sampling (temperature 1.0; reruns differ); empty: deterministic
+    preset: Literal["", "original"] = ""
+    temperature: Annotated[Number, Field(ge=0)] = 0.0
+    max_tokens: Annotated[Int, Field(ge=1)] = 256
+    seed: Int = 0
+    concurrency: Annotated[Int, Field(ge=1)] = 8  # requests in flight at once
+    timeout_s: Annotated[Number, Field(gt=0)] = 60.0  # per call
+    retries: Annotated[Int, Field(ge=0)] = 3  # per item, with exponential backoff; then it counts as judge_failed
+    backoff_s: Annotated[Number, Field(ge=0)] = 1.0
+    cache: Bool = True  # replies are cached (re-scoring is exact and works offline); false: always ask
+    cache_dir: Text = ""  # where; empty: ~/.cache/vstar-ray/judge (a shared path serves a whole cluster)
+    # send each prompt's reply grammar as vLLM's structured_outputs (vllm serve), so any model's reply parses
+    structured_outputs: Bool = False
+    engine: Literal["hf", "vllm"] = "hf"  # actors: HF generate in the actor, or a vllm serve process it starts
+    vllm_python: Text = ""  # actors with vllm: the Python of an environment with vLLM; empty: the actor's own
+    actors: Annotated[Int, Field(ge=1)] = 1
+    num_cpus: Annotated[Number, Field(gt=0)] = 1.0  # per judge actor
+    num_gpus: Annotated[Number, Field(ge=0)] = 0.0  # per judge actor
 
 
 def _tracking(value: Any) -> Any:
@@ -207,6 +271,7 @@ class Config:
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
     cycles: Annotated[Int, Field(ge=1)] = 3
     seed: Int = 0
     rationalize: Bool = True
@@ -231,6 +296,7 @@ _CONFIG = TypeAdapter(Config)
 
 def load_config(path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read a YAML file (or start from defaults when ``path`` is None) and apply ``key=value`` overrides."""
+    from vstar_ray.config_errors import describe
     from vstar_ray.io import read_yaml
 
     raw: dict[str, Any] = {}
@@ -242,7 +308,7 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | tuple[str
     try:
         return _CONFIG.validate_python(raw)
     except ValidationError as e:
-        raise ConfigError(_describe(e, path, overridden)) from None
+        raise ConfigError(describe(e, path, overridden)) from None
 
 
 def apply_override(raw: dict[str, Any], item: str) -> str:
@@ -264,69 +330,6 @@ def apply_override(raw: dict[str, Any], item: str) -> str:
     return key.strip()
 
 
-PHRASES = {
-    "greater_than": "must be > {gt}", "greater_than_equal": "must be >= {ge}", "less_than": "must be < {lt}",
-    "less_than_equal": "must be <= {le}", "finite_number": "must be a finite number", "int_type": "expected an integer",
-    "int_from_float": "expected an integer", "bool_type": "expected true/false", "float_type": "expected a number",
-    "float_parsing": "expected a number", "string_type": "expected a string", "list_type": "expected a list",
-    "literal_error": "expected one of {expected}", "string_too_short": "must not be empty", "too_short": "must not be empty",
-    "dataclass_type": "expected a mapping", "dataclass_args_type": "expected a mapping",
-}
-
-
-def _dotted(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _known(loc: tuple) -> list[str]:
-    """The keys of the config section at ``loc`` (for an unknown key's message)."""
-    section: Any = Config
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        info = getattr(section, "__pydantic_fields__", {}).get(part)
-        if info is None:
-            return []
-        section = info.annotation
-        while typing.get_origin(section) is not None:  # list[ManifestSource], X | None
-            section = next(a for a in typing.get_args(section) if a is not type(None))
-    return sorted(getattr(section, "__pydantic_fields__", {}))
-
-
-def _describe(error: ValidationError, path: str | os.PathLike | None, overridden: list[str]) -> str:
-    """The validation errors as ``SOURCE: dotted.key: what is wrong (got VALUE)``, one per key, ``; ``-joined."""
-    lines, unknown = [], []
-    for e in error.errors():
-        loc = tuple(p for p in e["loc"] if p != "__post_init__")
-        key = _dotted(loc)
-        if e["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
-            unknown.append((key, loc[:-1]))
-            continue
-        ctx = {k: (", ".join(v) if isinstance(v, (list, tuple)) else v) for k, v in (e.get("ctx") or {}).items()}
-        phrase = PHRASES.get(e["type"], "").format(**ctx) if e["type"] in PHRASES else e["msg"].removeprefix(
-            "Value error, ")
-        got = "" if e["type"] in ("value_error",) or isinstance(e.get("input"), dict) else f", got {e.get('input')!r}"
-        lines.append(f"{key}: {phrase}{got} ({_source(key, path, overridden)})" if key
-                     else f"{phrase} ({_source(key, path, overridden)})")
-    if unknown:
-        keys = ", ".join(k for k, _ in unknown)
-        known = _known(unknown[0][1])
-        lines.insert(0, f"unknown config key(s): {keys} ({_source(unknown[0][0], path, overridden)})"
-                     + (f"; known: {', '.join(known)}" if known else ""))
-    return "; ".join(lines)
-
-
-def _source(key: str, path: str | os.PathLike | None, overridden: list[str]) -> str:
-    """Where ``key``'s value came from: the ``--set`` that gave it (or a key inside it), else the config file."""
-    for o in overridden:
-        if key == o or key.startswith((o + ".", o + "[")) or o.startswith(key + "."):
-            return f"--set {o}"
-    return f"config {path}" if path else "config"
-
-
 def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
@@ -337,5 +340,6 @@ def save_config(cfg: Config, path: str | os.PathLike) -> None:
     atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
-__all__ = ["Config", "ConfigError", "DataConfig", "EvalConfig", "GenerateConfig", "ManifestSource", "ModelConfig",
+__all__ = ["BenchmarkSpec", "Config", "ConfigError", "DataConfig", "EvalConfig", "GenerateConfig", "JudgeConfig",
+           "ManifestSource", "ModelConfig",
            "TrainConfig", "VLLMConfig", "VerifyConfig", "load_config", "save_config", "to_dict"]

@@ -114,12 +114,24 @@ def check_inputs(cfg: Config) -> None:
         from vstar_ray.verify import load_thresholds
 
         load_thresholds(cfg.verify.thresholds)
-    if cfg.eval.tempcompass_questions:
-        from vstar_ray.evaluation import tempcompass
+    check_judging(cfg)
 
-        try:
-            tempcompass.load_questions(cfg.eval.tempcompass_questions, tempcompass.parse_tasks(cfg.eval.tempcompass_tasks))
-        except tempcompass.TempCompassError as e:
-            raise ConfigError(f"eval.tempcompass_questions: {e}") from e
-        if not Path(cfg.eval.tempcompass_videos).is_dir():
-            raise ConfigError(f"eval.tempcompass_videos: {cfg.eval.tempcompass_videos!r} is not a folder")
+
+def check_judging(cfg: Config) -> None:
+    """The benchmarks' files parse and their videos are there; what is judged has a judge, and a judge function
+    imports (a judge's endpoint is not called here: a run that finds everything cached needs none)."""
+    from vstar_ray.evaluation.judge import ORIGINAL_NOTE, load_function
+    from vstar_ray.evaluation.suites import check_benchmark, judge_configured, needs_judge
+
+    if cfg.judge.preset == "original" and judge_configured(cfg.judge):
+        say(f"note: {ORIGINAL_NOTE}")
+
+    try:
+        if cfg.eval.protocol == "paper":
+            needs_judge("eval.protocol paper", cfg.judge)
+        for i, spec in enumerate(cfg.eval.benchmarks):
+            check_benchmark(cfg, spec, f"eval.benchmarks[{i}]")
+        if cfg.judge.backend == "callable" and cfg.judge.function:
+            load_function(cfg.judge.function)
+    except InputError as e:
+        raise ConfigError(str(e)) from e

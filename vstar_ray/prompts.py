@@ -1,4 +1,7 @@
-"""Questions built from labels, and the two prompts of Video-STaR.
+"""Questions built from labels, and the prompts of Video-STaR: the answer prompt (the question with the
+step-by-step request, what answers are generated with), the rationalization prompt (the label as a hint), and
+which prompt training and held-out evaluation ask (``train.prompt``, ``eval.prompt``: the bare question, as the
+paper trains and tests, or the answer prompt).
 
 A question never contains the content words of the label it asks about; it is
 chosen from a template family with an RNG seeded by the row id, so a manifest
@@ -145,6 +148,18 @@ TEMPLATES: dict[str, list[str]] = {
 
 def answer_prompt(question: str) -> str:
     return ANSWER_PROMPT.format(question=question)
+
+
+def prompt_for(question: str, style: str) -> str:
+    """The prompt of ``style``: ``question`` (the bare question) or ``answer_prompt``."""
+    return question if style == "question" else answer_prompt(question)
+
+
+def eval_style(eval_cfg) -> str:
+    """The held-out prompt (``eval.prompt``; auto: the bare question under the paper protocol)."""
+    if eval_cfg.prompt != "auto":
+        return eval_cfg.prompt
+    return "question" if eval_cfg.protocol == "paper" else "answer_prompt"
 
 
 def rationalize_prompt(question: str, labels: dict[str, Any]) -> str:

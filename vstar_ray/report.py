@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vstar_ray.io import atomic_path, atomic_write_text
+from vstar_ray.report_paper import paper_table
 from vstar_ray.results import Counts, RunRecord
 
 COLUMNS = ("cycle", "train videos", "failed", "answers", "kept direct", "kept rationalized", "rejected", "yield",
@@ -30,7 +31,7 @@ def table(record: RunRecord) -> str:
     return "\n".join([line(COLUMNS), line(["-" * w for w in widths])] + [line(r) for r in body])
 
 
-def markdown(record: RunRecord) -> str:
+def markdown(record: RunRecord, out: Path | None = None) -> str:
     base = record.baseline
     lines = ["# Video-STaR run report", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(r) + " |" for r in rows(record)]
@@ -43,6 +44,7 @@ def markdown(record: RunRecord) -> str:
         t = c.timings
         lines.append(f"| {c.cycle} | {t['generate']:.1f} | {t['train']:.1f} | {t['eval']:.1f} |")
     lines += _suite_tables(record)
+    lines += paper_table(record, out)
     lines += _per_source(record)
     lines += _trained_answers(record)
     lines += ["", "![accuracy and yield per cycle](report.png)", ""]
@@ -54,7 +56,7 @@ def _ci(cell: dict) -> str:
 
 
 def _suite_tables(record: RunRecord) -> list[str]:
-    """Held-out accuracy per label type (95% CI) and TempCompass per task, seed and every cycle."""
+    """Held-out accuracy per label type (95% CI), seed and every cycle."""
     lines: list[str] = []
     models = record.evaluations()
     types = sorted({t for _, ev in models for t in ev.by_type()})
@@ -64,13 +66,6 @@ def _suite_tables(record: RunRecord) -> list[str]:
         for name, ev in models:
             lines.append(f"| {name} | " + " | ".join(_ci(ev.by_type()[t]) if t in ev.by_type() else "" for t in types)
                          + " |")
-    tasks = sorted({t for _, ev in models for t in ev.tempcompass or {}})
-    if tasks:
-        lines += ["", "## TempCompass accuracy by task", "", "| cycle | " + " | ".join(tasks) + " |",
-                  "|---|" + "---|" * len(tasks)]
-        for name, ev in models:
-            tc = ev.tempcompass or {}
-            lines.append(f"| {name} | " + " | ".join(f"{tc[t]:.3f}" if t in tc else "" for t in tasks) + " |")
     return lines
 
 
@@ -149,5 +144,5 @@ def plot(record: RunRecord, path: Path) -> None:
 
 
 def write(out: Path, record: RunRecord) -> None:
-    atomic_write_text(out / "report.md", markdown(record))
+    atomic_write_text(out / "report.md", markdown(record, out))
     plot(record, out / "report.png")

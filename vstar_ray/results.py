@@ -158,8 +158,10 @@ class EvalResult(Record):
     videos: int = 0  # held-out videos
     failed_videos: int = 0
     scores: dict = field(default_factory=dict)  # evaluation.heldout.score_eval: overall, by_type, by_source (95% CIs)
+    # eval.protocol paper: the judge's Accuracy / Score (and the verifier's accuracy) overall, by source, by type
+    judged: dict | None = None
     nodes: dict = field(default_factory=dict)  # stage -> node ids of the eval pass
-    tempcompass: dict | None = None  # TempCompass accuracy per task
+    benchmarks: dict = field(default_factory=dict)  # label -> evaluation.benchmark.BenchmarkResult (as JSON)
     seconds: float = 0.0
 
     def by_type(self) -> dict[str, dict]:
@@ -187,7 +189,8 @@ class CycleRecord(Counts):
     generator_busy: dict = field(default_factory=dict)
     nodes: dict = field(default_factory=dict)  # stage -> node ids
     train: dict = field(default_factory=dict)  # TrainResult.figures()
-    tempcompass: dict | None = None  # accuracy per task, when the suite is configured
+    judged: dict | None = None  # EvalResult.judged (eval.protocol: paper)
+    benchmarks: dict = field(default_factory=dict)  # EvalResult.benchmarks
 
     @classmethod
     def of_stages(cls, k: int, gen: PassSummary, trained: TrainResult, ev: EvalResult,
@@ -201,16 +204,10 @@ class CycleRecord(Counts):
             generator_busy=gen.generator_busy,
             nodes={**{f"generate.{s}": v for s, v in gen.nodes.items()},
                    **{f"eval.{s}": v for s, v in ev.nodes.items()}, "train": trained.node_ids},
-            train=trained.figures(), tempcompass=ev.tempcompass)
-
-    def to_json(self) -> dict:
-        data = dataclasses.asdict(self)
-        if data["tempcompass"] is None:
-            del data["tempcompass"]
-        return data
+            train=trained.figures(), judged=ev.judged, benchmarks=ev.benchmarks)
 
     def eval_result(self) -> EvalResult:
-        return EvalResult(accuracy=self.eval_accuracy, scores=self.eval, tempcompass=self.tempcompass)
+        return EvalResult(accuracy=self.eval_accuracy, scores=self.eval, judged=self.judged, benchmarks=self.benchmarks)
 
     def line(self) -> str:
         return (f"cycle {self.cycle}: kept {self.kept_direct} direct + {self.kept_rationalized} rationalized of "
@@ -227,9 +224,8 @@ class RunRecord(Record):
     def to_json(self) -> dict:
         base = self.baseline
         baseline: dict[str, Any] = {"eval_accuracy": base.accuracy, "eval": base.scores, "videos": base.videos,
-                                    "failed_videos": base.failed_videos, "nodes": base.nodes, "seconds": base.seconds}
-        if base.tempcompass is not None:
-            baseline["tempcompass"] = base.tempcompass
+                                    "failed_videos": base.failed_videos, "nodes": base.nodes, "seconds": base.seconds,
+                                    "judged": base.judged, "benchmarks": base.benchmarks}
         return {"baseline": baseline, "cycles": [c.to_json() for c in self.cycles]}
 
     @classmethod
@@ -237,7 +233,8 @@ class RunRecord(Record):
         b = data["baseline"]
         baseline = EvalResult(accuracy=b["eval_accuracy"], videos=b.get("videos", 0),
                               failed_videos=b.get("failed_videos", 0), scores=b.get("eval", {}),
-                              nodes=b.get("nodes", {}), tempcompass=b.get("tempcompass"), seconds=b.get("seconds", 0.0))
+                              nodes=b.get("nodes", {}), judged=b.get("judged"), benchmarks=b.get("benchmarks", {}),
+                              seconds=b.get("seconds", 0.0))
         return cls(baseline, [CycleRecord.from_json(c) for c in data["cycles"]])
 
     def accuracies(self) -> list[float]:

@@ -24,8 +24,16 @@ def backends(cfg: Config) -> list[str]:
 
 
 def eval_scalars(ev: EvalResult) -> dict[str, float]:
-    return {"eval/accuracy": ev.accuracy, **{f"eval/accuracy/{kind}": cell["accuracy"]
-                                             for kind, cell in ev.by_type().items()}}
+    """Held-out accuracy (overall, per label type), the judge's Accuracy / Score under the paper protocol (overall,
+    per source) and every benchmark's figures."""
+    scalars = {"eval/accuracy": ev.accuracy, **{f"eval/accuracy/{kind}": cell["accuracy"]
+                                                for kind, cell in ev.by_type().items()}}
+    if ev.judged:
+        for name, cell in [("", ev.judged["overall"])] + [(f"/{s}", c) for s, c in ev.judged["by_source"].items()]:
+            scalars |= {f"judged/accuracy{name}": cell["accuracy"], f"judged/score{name}": cell["score"]}
+    for label, bench in ev.benchmarks.items():
+        scalars |= {f"benchmark/{label}/{figure}": value for figure, value in bench["figures"].items()}
+    return scalars
 
 
 def cycle_scalars(record: CycleRecord) -> dict[str, float]:

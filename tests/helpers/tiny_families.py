@@ -247,3 +247,21 @@ def built(family: str, root: str) -> Path:
     """``build`` once per family and folder (tests share one copy per session)."""
     out = Path(root) / family
     return out if (out / "config.json").exists() else build(family, out)
+
+
+def build_chat_judge(out: str | Path, seed: int = 0) -> Path:
+    """A tiny random-weight Qwen2 chat model (text only, ChatML template), to serve as a judge model in tests: loaded
+    through ``AutoModelForCausalLM`` and vLLM like a hub judge; its replies are noise, so tests constrain them
+    (structured outputs) or count them unparsed."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    tok = _tokenizer(QWEN_TOKENS, eos="<|im_end|>", pad="<|endoftext|>")
+    tok.chat_template = CHATML_TEMPLATE.replace("{{ VIDEO }}", "")
+    model = Qwen2ForCausalLM(Qwen2Config(**_text(tok)))
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    out = Path(out)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out

@@ -1,28 +1,39 @@
 """TempCompass (Liu et al., 2024) in its four published task formats, scored as its authors score it.
 
-Question files (``multi-choice.json``, ``yes_no.json``, ``caption_matching.json``, ``captioning.json``)
-map ``video_id -> dimension -> [{question, answer}]``; videos are ``<video_id>.<ext>`` in one folder.
-Prompts follow the official inference scripts. Scoring reproduces the official evaluation scripts
-(github llyx97/TempCompass: ``eval_multi-choice.py``, ``eval_yes_no.py``, ``eval_caption_matching.py``)
-where their rules decide, cleaning included; what they hand to their LLM judge (and every captioning
-answer) is ``left_to_judge`` and counted wrong, unless a judge plug-in (``module:function``, called as
-``judge(task, question, prediction, answer) -> bool | None``) decides it.
+Question files (``multi-choice.json``, ``yes_no.json``, ``caption_matching.json``, ``captioning.json``) map
+``video_id -> dimension -> [{question, answer}]``; videos are ``<video_id>.<ext>`` in one folder. Prompts follow
+the official inference scripts. Scoring follows the official evaluation scripts: their rules first
+(``tempcompass_rules``); what the rules cannot match goes to the LLM judge with the official prompt
+(``judge_prompts.tempcompass_request``), and every captioning answer is judged through the video's first
+multiple-choice question (``eval_captioning.py``: ``multi-choice.json`` must be in the folder). Without a judge,
+those answers count as wrong, as the official ``--disable_llm`` does, and are reported as ``left_to_judge``.
+
+Figures per task: accuracy (95% Wilson interval), per dimension, per fine-grained aspect of ``meta_info.json``
+(the 11 of the official ``print_result``), and the average over the tasks scored.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
+import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from vstar_ray.errors import InputError
+from vstar_ray.evaluation import benchmark
+from vstar_ray.evaluation.judge import Judge
+from vstar_ray.evaluation.judge_prompts import caption_request, parse_caption, parse_rating, tempcompass_request
+from vstar_ray.evaluation.stats import proportion
+from vstar_ray.evaluation.tempcompass_rules import clean, official_rating
+from vstar_ray.io import read_json
 
 TASKS = {"multi-choice": "multi-choice.json", "yes_no": "yes_no.json", "caption_matching": "caption_matching.json",
          "captioning": "captioning.json"}
 DIMENSIONS = ("action", "speed", "direction", "order", "attribute_change")
+ASPECTS = ("fine-grained action", "coarse-grained action", "object motion", "camera motion", "absolute speed",
+           "relative speed", "order", "color & light change", "size & shape change", "combined change", "other change")
 SUFFIX = {"multi-choice": "\nPlease directly give the best option:", "yes_no": "\nPlease answer yes or no:",
           "caption_matching": "\nPlease directly give the best option:", "captioning": ""}
+META = "meta_info.json"
 
 
 class TempCompassError(InputError):
@@ -34,193 +45,173 @@ def parse_tasks(text: str) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] or None
 
 
+def _file(folder: Path, name: str, what: str) -> dict:
+    path = folder / name
+    if not path.exists():
+        raise TempCompassError(f"{path} not found ({what})")
+    data = read_json(path, "TempCompass file", TempCompassError)
+    if not isinstance(data, dict):
+        raise TempCompassError(f"{path}: expected {{video_id: {{dimension: [{{question, answer}}]}}}}")
+    return data
+
+
 def load_questions(questions_dir: str | Path, tasks: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every question of the chosen tasks, flattened, with its prompt and a stable id."""
+    """Every question of the chosen tasks, flattened, with its prompt and a stable id; a malformed entry is named
+    by its file and ``video_id/dimension[k]``."""
     folder = Path(questions_dir)
     rows = []
     for task in tasks or list(TASKS):
         if task not in TASKS:
             raise TempCompassError(f"unknown TempCompass task {task!r} (tasks: {', '.join(TASKS)})")
         path = folder / TASKS[task]
-        if not path.exists():
-            raise TempCompassError(f"{path} not found (TempCompass question file of task {task})")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise TempCompassError(f"{path}: not valid JSON: {e}") from e
-        if not isinstance(data, dict):
-            raise TempCompassError(f"{path}: expected {{video_id: {{dimension: [{{question, answer}}]}}}}")
-        for video_id, dims in data.items():
-            for dim, items in (dims or {}).items():
-                for k, item in enumerate(items or []):
-                    if not isinstance(item, dict) or "question" not in item or "answer" not in item:
-                        raise TempCompassError(f"{path}: {video_id}/{dim}[{k}] lacks question/answer")
+        for video_id, dims in _file(folder, TASKS[task], f"TempCompass question file of task {task}").items():
+            if not isinstance(dims, dict):
+                raise TempCompassError(f"{path}: {video_id}: expected {{dimension: [questions]}}, got "
+                                       f"{type(dims).__name__}")
+            for dim, items in dims.items():
+                if not isinstance(items, list):
+                    raise TempCompassError(f"{path}: {video_id}/{dim}: expected a list of questions")
+                for k, item in enumerate(items):
+                    if not (isinstance(item, dict) and isinstance(item.get("question"), str)
+                            and isinstance(item.get("answer"), str)):
+                        raise TempCompassError(f"{path}: {video_id}/{dim}[{k}]: expected question and answer as text")
                     rows.append({"id": f"{task}/{video_id}/{dim}/{k}", "task": task, "video_id": str(video_id),
-                                 "dimension": dim, "question": item["question"], "answer": item["answer"],
+                                 "dimension": dim, "question": item["question"], "gold": item["answer"],
                                  "prompt": item["question"] + SUFFIX[task]})
+    if not rows:
+        raise TempCompassError(f"{folder}: no questions in the files of {', '.join(tasks or TASKS)}")
     return rows
 
 
-# --- scoring as the authors do ------------------------------------------------------------------------
-
-
-def clean(prediction: str) -> str:
-    """The official scripts' cleaning of a prediction before any rule."""
-    return prediction.replace("</s>", "").strip()
-
-
-def _caption_rule(output: str, question: str, answer: str) -> int | None:
-    """``eval_rule`` of the official ``eval_caption_matching.py``, rule for rule (later matches override
-    earlier ones, as there). None where it returns "fail". Where the official code would raise on a malformed
-    gold answer (no ``": "``), that comparison is false instead."""
-    option_strs = question.split("\n")[1:]
-    option_sents = [opt.split(": ")[1] for opt in option_strs]
-    option_inds = [opt.split(": ")[0] for opt in option_strs] + [
-        opt.split(": ")[0].replace("Sentence ", "").replace("Option ", "").replace("Caption ", "") for opt in option_strs]
-    pred = None
-    for option_str in option_strs:
-        if option_str == output:
-            pred = option_str
-    for option_sent in option_sents:
-        if option_sent == output or (") " in output and option_sent == output.split(") ")[1]):
-            pred = option_sent
-    for option_ind in option_inds:
-        if option_ind == output or option_ind == output.replace(".", ""):
-            pred = option_ind
-    if pred is None:
-        return None
-    head, sep, tail = answer.partition(": ")
-    words = head.split()
-    return int(pred == answer or pred == answer.split(":")[0] or (sep and pred == tail.split(": ")[0])
-               or (sep and len(words) > 1 and pred == words[1]))
-
-
-def official_rating(task: str, question: str, answer: str, prediction: str | None) -> int | None:
-    """1 or 0 where the official TempCompass rules decide (``eval_multi-choice.py``, ``eval_yes_no.py``,
-    ``eval_caption_matching.py``, after their cleaning); None where those scripts hand the answer to their
-    LLM judge. Captioning is judged by the LLM only (``eval_captioning.py``): always None."""
-    if prediction is None:  # the model produced no answer: rated 0 without a judge
-        return 0
-    pred = clean(prediction)
-    if task == "multi-choice":
-        if pred == answer:
-            return 1
-        if pred in ("A", "B", "C", "D"):
-            return int(pred == answer[0])
-        if any(pred.startswith(prefix) for prefix in ("A.", "B.", "C.", "D.")):
-            return int(pred.split(".")[0] == answer[0])
-        if any(pred.startswith(prefix) for prefix in ("A)", "B)", "C)", "D)")):
-            return int(pred.split(")")[0] == answer[0])
-        return None
-    if task == "yes_no":
-        lowered = pred.lower()
-        choice = "yes" if lowered.startswith("yes") else "no" if lowered.startswith("no") else None
-        return None if choice is None else int(choice == answer)
-    if task == "caption_matching":
-        return _caption_rule(pred, question, answer)
-    return None
-
-
-def load_judge(spec: str | None) -> Callable | None:
-    if not spec:
-        return None
-    module, _, name = spec.partition(":")
+def aspect(meta: dict, video_id: str, dimension: str) -> str:
+    """The fine-grained aspect of a question, as the official ``print_result`` reads it from ``meta_info.json``."""
+    if dimension == "order":
+        return "order"
     try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as e:
-        raise TempCompassError(f"cannot load judge {spec!r} (module:function): {e}") from e
+        return meta[video_id]["eval_dim"][dimension]["type"]
+    except (KeyError, TypeError):
+        return ""
 
 
-def score(predictions: list[dict[str, Any]], judge: Callable | None = None) -> dict[str, Any]:
-    """Adds ``rating`` (the official rules' 1/0, or None: left to the LLM judge), ``judged`` and ``correct`` to
-    each prediction; accuracy per task and per task x dimension. An answer the official rules leave to the
-    judge is decided by ``judge`` when one is given, else counted wrong (the official scripts'
-    ``--disable_llm``) and reported as ``left_to_judge``."""
-    from vstar_ray.evaluation.stats import wilson
-
-    results: dict[str, Any] = {}
-    for p in predictions:
-        p["rating"] = official_rating(p["task"], p["question"], p["answer"], p["prediction"])
-        p["judged"] = False
-        if p["rating"] is not None:
-            p["correct"] = bool(p["rating"])
-        elif judge is not None and (verdict := judge(p["task"], p["question"], p["prediction"], p["answer"])) is not None:
-            p["correct"], p["judged"] = bool(verdict), True
+def judge_open(items: list[dict], judge: Judge | None, mc: dict) -> None:
+    """Asks the judge what the rules left open (every captioning answer); sets ``rating`` (1, 0 or None) and
+    ``by``: rules, judge, judge_failed, parse_failed or left_to_judge (no judge)."""
+    open_items = [i for i in items if i["rating"] is None]
+    for item in items:
+        item["by"] = "rules" if item["rating"] is not None else "left_to_judge"
+    if judge is None or not open_items:
+        return
+    requests = []
+    for i in open_items:
+        record = {"benchmark": "tempcompass", "task": i["task"], "question": i["question"], "answer": i["gold"],
+                  "prediction": i["prediction"]}
+        if i["task"] == "captioning":
+            first = mc[i["video_id"]][i["dimension"]][0]
+            i["mc_question"], i["mc_answer"] = first["question"], first["answer"]
+            requests.append(caption_request(clean(i["prediction"]), first["question"], record))
         else:
-            p["correct"] = False
-        task = results.setdefault(p["task"], {"correct": 0, "total": 0, "left_to_judge": 0, "judged": 0,
-                                              "by_dimension": {}})
-        dim = task["by_dimension"].setdefault(p["dimension"], {"correct": 0, "total": 0})
-        for cell in (task, dim):
-            cell["correct"] += p["correct"]
-            cell["total"] += 1
-        task["left_to_judge"] += p["rating"] is None and not p["judged"]
-        task["judged"] += p["judged"]
-    for task in results.values():
-        for cell in [task, *task["by_dimension"].values()]:
-            cell["accuracy"] = round(cell["correct"] / cell["total"], 4) if cell["total"] else 0.0
-            cell["ci95"] = wilson(cell["correct"], cell["total"])
-    return results
+            requests.append(tempcompass_request(i["task"], i["question"], i["gold"], clean(i["prediction"]), record))
+    for item, reply in zip(open_items, judge.ask(requests)):
+        item["reply"] = reply.text
+        if reply.text is None:
+            item["by"], item["judge_error"] = "judge_failed", reply.error
+            continue
+        rating = (parse_caption(reply.text, item["mc_answer"]) if item["task"] == "captioning"
+                  else parse_rating(reply.text))
+        item["rating"], item["by"] = rating, "judge" if rating is not None else "parse_failed"
 
 
-# --- the benchmark run -----------------------------------------------------------------------------
+def score(items: list[dict], meta: dict) -> dict[str, Any]:
+    """Accuracy per task, per task x dimension and per task x fine-grained aspect, over the decided items; an item
+    left to a judge that was not given counts as wrong (the official ``--disable_llm``)."""
+    results: dict[str, Any] = {}
+    for i in items:
+        task = results.setdefault(i["task"], {"cells": {}, "by": {}})
+        task["by"][i["by"]] = task["by"].get(i["by"], 0) + 1
+        if i["by"] in ("judge_failed", "parse_failed"):
+            i["outcome"] = {"accuracy": None}
+            continue
+        right = int(i["rating"] == 1)
+        i["outcome"] = {"accuracy": right}
+        for key in ("all", f"dimension:{i['dimension']}", f"aspect:{aspect(meta, i['video_id'], i['dimension'])}"):
+            cell = task["cells"].setdefault(key, [0, 0])
+            cell[0] += right
+            cell[1] += 1
+    out = {}
+    for name, task in results.items():
+        cells = {k: proportion(*v) for k, v in task["cells"].items()}
+        out[name] = {**cells.get("all", proportion(0, 0)), "decided_by": task["by"],
+                     "left_to_judge": task["by"].get("left_to_judge", 0),
+                     "by_dimension": {k.split(":", 1)[1]: v for k, v in cells.items() if k.startswith("dimension:")},
+                     "by_aspect": {k.split(":", 1)[1]: v for k, v in cells.items() if k.startswith("aspect:")
+                                   and k != "aspect:"}}
+    return out
 
 
 def run(cfg, questions_dir: str | Path, videos_dir: str | Path, model: str, out: str | Path,
-        tasks: list[str] | None = None, judge: str | None = None, limit: int = 0, pool=None) -> dict[str, Any]:
-    """Answer every question whose video exists (greedy, the generator pool), score, write
-    ``out/results.json``, ``out/results.md`` and ``out/predictions.jsonl`` (prompt, prediction, match)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from vstar_ray.io import atomic_write_json, atomic_write_text
-    from vstar_ray.generation.pipeline import answer_prompts
+        tasks: list[str] | None = None, limit: int = 0, pool=None, judge: Judge | None = None, label: str =
+        "tempcompass", rescore: bool = False) -> benchmark.BenchmarkResult:
+    """Answer every question whose video exists (greedy, the generator pool), score, write ``out/results.json``,
+    ``out/results.md`` and ``out/predictions.jsonl``. ``judge=None``: the rules alone."""
     from vstar_ray.prepare.common import VideoIndex
 
-    judge_fn = load_judge(judge)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    videos_dir = Path(videos_dir).resolve()
-    index = VideoIndex(videos_dir)
-    questions = load_questions(questions_dir, tasks)
-    videos = {vid: index.find(vid) for vid in {q["video_id"] for q in questions}}
-    missing = sorted(vid for vid, path in videos.items() if path is None)
-    # the generator writes its output to ``answer``: the gold answer travels as ``gold``
-    rows = [{**{k: v for k, v in q.items() if k != "answer"}, "gold": q["answer"], "video": videos[q["video_id"]]}
-            for q in questions if videos[q["video_id"]] is not None]
-    if limit:
-        rows = rows[:limit]
-    if not rows:
-        raise TempCompassError(f"none of the TempCompass videos is in {videos_dir} ({len(missing)} missing, "
-                               f"expected files named <video_id>.mp4 such as {missing[0] if missing else '?'}.mp4)")
-    rows_path = out / "questions.parquet"
-    pq.write_table(pa.Table.from_pylist(rows), rows_path)
-    seconds = answer_prompts(cfg, str(rows_path), str(videos_dir), model, out / "predictions", pool=pool)
-    predictions, failed = [], set()
-    for p in pq.read_table(out / "predictions").to_pylist():
-        if p["error"]:
-            failed.add(p["video_id"])
-            continue
-        predictions.append({k: p[k] for k in ("id", "task", "video_id", "dimension", "question", "prompt")}
-                           | {"answer": p["gold"], "prediction": p["answer"]})
-    results = score(predictions, judge_fn)
-    summary = {"benchmark": "tempcompass", "model": model, "questions": len(rows), "answered": len(predictions),
-               "tasks": results, "missing_videos": missing, "failed_videos": sorted(failed),
-               "seconds": round(seconds, 1), "decoding": "greedy", "judge": judge or None}
-    atomic_write_json(out / "results.json", summary)
-    atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions))
-    atomic_write_text(out / "results.md", markdown(summary))
-    return summary
+    start, out, folder = time.time(), Path(out), Path(questions_dir)
+    meta = read_json(folder / META, "TempCompass meta", TempCompassError) if (folder / META).exists() else {}
+    tasks = tasks or list(TASKS)
+    mc = _file(folder, TASKS["multi-choice"], "captioning is judged through the multiple-choice questions") \
+        if "captioning" in tasks and judge is not None else {}
+    missing, failed = [], []
+    if rescore:
+        items = [{k: v for k, v in i.items() if k not in ("rating", "by", "reply", "outcome", "judge_error")}
+                 for i in benchmark.read_predictions(out)]
+        missing, failed = benchmark.earlier(out)
+    else:
+        questions = load_questions(folder, tasks)
+        index = VideoIndex(Path(videos_dir))
+        videos = {vid: index.find(vid) for vid in {q["video_id"] for q in questions}}
+        missing = sorted(vid for vid, path in videos.items() if path is None)
+        rows = [{**q, "video": videos[q["video_id"]]} for q in questions if videos[q["video_id"]] is not None]
+        rows = rows[:limit] if limit else rows
+        if not rows:
+            raise TempCompassError(f"none of the TempCompass videos is in {videos_dir} ({len(missing)} missing, "
+                                   f"expected files named <video_id>.mp4 such as {missing[0]}.mp4)")
+        items, failed_ids = benchmark.answer(cfg, rows, Path(videos_dir).resolve(), model, out, pool)
+        failed = sorted({r["video_id"] for r in rows if r["id"] in set(failed_ids)})
+    for i in items:
+        i["rating"] = official_rating(i["task"], i["question"], i["gold"], i["prediction"])
+        if i["task"] == "captioning":
+            i["rating"] = None  # judged by the LLM only
+    judge_open(items, judge, mc)
+    results = score(items, meta)
+    summary = {"benchmark": "tempcompass", "label": label, "model": model, "answered": len(items), "tasks": results,
+               "average": round(sum(r["accuracy"] for r in results.values()) / len(results), 4) if results else 0.0,
+               "judge": judge.record() if judge is not None else None, "missing_videos": missing,
+               "failed_videos": failed, "decoding": "greedy", "seconds": round(time.time() - start, 1)}
+    benchmark.write(out, summary, items, markdown(summary))
+    unparsed = sum(r["decided_by"].get("parse_failed", 0) for r in results.values())
+    judge_failed = sum(r["decided_by"].get("judge_failed", 0) for r in results.values())
+    return benchmark.BenchmarkResult(
+        "tempcompass", label, {**{t: r["accuracy"] for t, r in results.items()}, "average": summary["average"]},
+        {t: r["ci95"] for t, r in results.items()}, len(items), judge_failed, unparsed, summary["seconds"])
 
 
 def markdown(summary: dict[str, Any]) -> str:
+    judge = summary["judge"]
+    who = (f"judged by {judge['model']} ({judge['backend']}, temperature {judge['temperature']})" if judge
+           else "no judge: answers the rules cannot match count as wrong (the official --disable_llm)")
     lines = [f"# TempCompass: {summary['model']}", "",
              f"{summary['answered']} questions answered (greedy); {len(summary['missing_videos'])} videos missing, "
-             f"{len(summary['failed_videos'])} not decodable (their questions skipped).", "",
-             "| task | accuracy | 95% CI | correct / total | left to the LLM judge | " + " | ".join(DIMENSIONS) + " |",
+             f"{len(summary['failed_videos'])} not decodable (their questions skipped); {who}.", "",
+             "| task | accuracy | 95% CI | correct / total | decided by | " + " | ".join(DIMENSIONS) + " |",
              "|---|---|---|---|---|" + "---|" * len(DIMENSIONS)]
     for task, r in summary["tasks"].items():
         dims = [f"{r['by_dimension'][d]['accuracy']:.3f}" if d in r["by_dimension"] else "" for d in DIMENSIONS]
+        by = ", ".join(f"{k} {v}" for k, v in sorted(r["decided_by"].items()))
         lines.append(f"| {task} | {r['accuracy']:.3f} | {r['ci95'][0]:.3f}-{r['ci95'][1]:.3f} | {r['correct']} / "
-                     f"{r['total']} | {r['left_to_judge']} | " + " | ".join(dims) + " |")
+                     f"{r['total']} | {by} | " + " | ".join(dims) + " |")
+    lines += ["", f"Average over the tasks: {summary['average']:.3f}", "",
+              "| task | " + " | ".join(ASPECTS) + " |", "|---|" + "---|" * len(ASPECTS)]
+    for task, r in summary["tasks"].items():
+        lines.append(f"| {task} | " + " | ".join(f"{r['by_aspect'][a]['accuracy']:.3f}" if a in r["by_aspect"] else ""
+                                                   for a in ASPECTS) + " |")
     return "\n".join(lines) + "\n"

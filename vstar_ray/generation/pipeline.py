@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 import ray
 from ray.data import TaskPoolStrategy
 
+from vstar_ray import prompts
 from vstar_ray.config import Config
 from vstar_ray.console import Progress
 from vstar_ray.data.decode import VIDEO_COLUMNS, decoded, read_manifest
@@ -53,9 +54,10 @@ def _asked(cfg: Config, ds: ray.data.Dataset, generators: PassGenerators, mode: 
     """Rows go to the run's generator actors (``generators``) from light tasks that wait on them; a few
     batches per actor are in flight, so no actor waits for work. A rationalize task takes several
     generation batches' worth of rows: only their failures are generated for."""
+    style = prompts.eval_style(cfg.eval) if mode == "eval" else "answer_prompt"  # answers are generated step-by-step
     return ds.map_batches(
         generate_batch,
-        fn_kwargs=dict(generators=generators, mode=mode),
+        fn_kwargs=dict(generators=generators, mode=mode, style=style),
         batch_size=cfg.generate.batch_size * (RATIONALIZE_ROWS_PER_CALL if mode == "rationalize" else 1),
         compute=TaskPoolStrategy(size=IN_FLIGHT_PER_ACTOR * actors),
         num_cpus=CLIENT_CPUS,
@@ -167,8 +169,6 @@ def answer_prompts(cfg: Config, rows: str, video_root: str, model_path: str, out
 def label_pass(manifest: str, out_dir: str | Path) -> PassSummary:
     """The ``train_on: labels`` baseline's "pass": no model; every manifest row is kept with a template answer
     that states its label (``The answer is <label>.``). Same columns as a generation pass where they apply."""
-    from vstar_ray import prompts
-
     start = time.time()
     table = pq.read_table(manifest)
     answers = [f"The answer is {prompts.render_label(json.loads(labels))}." for labels in table["labels"].to_pylist()]

@@ -245,8 +245,9 @@ class GeneratorPool:
     def for_pass(self, model_path: str, mode: str) -> PassGenerators:
         gen = self.cfg.generate
         self._passes += 1
+        tokens = gen.max_new_tokens if mode == "train" else self.cfg.eval.max_new_tokens or gen.max_new_tokens
         return PassGenerators(self.router, f"pass-{self._passes}-{time.time()}", model_path, gen.batch_size,
-                              gen.max_new_tokens, gen.do_sample and mode == "train", gen.temperature, self.cfg.seed)
+                              tokens, gen.do_sample and mode == "train", gen.temperature, self.cfg.seed)
 
     def report(self, generators: PassGenerators) -> dict:
         return ray.get(self.router.report.remote(generators.pass_id))

@@ -114,17 +114,19 @@ MODES = {"answer": ("answer", "prompt"), "eval": ("answer", "prompt"), "raw": ("
          "rationalize": ("rationalized_answer", "rationalize_prompt")}
 
 
-def _prompt(batch: dict[str, np.ndarray], i: int, mode: str) -> str:
+def _prompt(batch: dict[str, np.ndarray], i: int, mode: str, style: str) -> str:
     if mode == "rationalize":
         return prompts.rationalize_prompt(batch["question"][i], json.loads(batch["labels"][i]))
     if mode == "raw":  # benchmarks: the row carries its own prompt
         return str(batch["prompt"][i])
-    return prompts.answer_prompt(batch["question"][i])
+    return prompts.prompt_for(batch["question"][i], style)
 
 
-def generate_batch(batch: dict[str, np.ndarray], generators, mode: str) -> dict[str, np.ndarray]:
+def generate_batch(batch: dict[str, np.ndarray], generators, mode: str, style: str = "answer_prompt"
+                   ) -> dict[str, np.ndarray]:
     """Answers for every decodable row (``rationalize``: only rows whose direct answer failed), from the run's
-    generator actors, in calls of at most ``generate.batch_size`` prompts sent at once (a rationalize batch is
+    generator actors, in calls of at most ``generate.batch_size`` prompts sent at once (``style``: the prompt of an
+    answer or eval pass, ``prompts.prompt_for``) (a rationalize batch is
     several generation batches of rows, mostly verified, so its few failures still fill a call). Adds the
     answer and prompt columns, and the stage's seconds, node and call columns (``STAGES``).
 
@@ -139,7 +141,7 @@ def generate_batch(batch: dict[str, np.ndarray], generators, mode: str) -> dict[
         todo = [i for i in todo if not batch["direct_verified"][i]]
     outputs, prompts_, calls, nodes = [""] * n, [""] * n, [""] * n, [""] * n
     for i in todo:
-        prompts_[i] = _prompt(batch, i, mode)
+        prompts_[i] = _prompt(batch, i, mode, style)
     chunks = [todo[k:k + generators.batch_size] for k in range(0, len(todo), generators.batch_size)]
     if chunks:
         import ray
