@@ -176,3 +176,58 @@ def test_questions_avoid_the_label_words_instead_of_losing_the_row():
     picked = {prompts.question(f"row{i}", "class", avoid=avoid) for i in range(300)}
     assert len(picked) > 30 and not any("doing" in q.lower() for q in picked)
     assert prompts.question("x", "class") == prompts.question("x", "class")  # seeded
+
+
+def test_the_paper_s_test_splits_from_the_real_annotation_files_with_stable_digests(realdata, tmp_path):
+    """``--split test``: STAR's STAR_val.json, FineDiving's test_split.pkl and Kinetics' validation set, with the
+    reference builders' items, seeded; two builds give the same ids and the same set digest."""
+    from vstar_ray.prepare.safe_pickle import load as load_pickle
+
+    star_ann = tmp_path / "star"
+    shutil.copytree(realdata / "annotations/star/STAR_classes", star_ann / "STAR_classes")
+    shutil.copy(realdata / "annotations/star/STAR_sample_question__official_format.json", star_ann / "STAR_val.json")
+    shutil.copy(realdata / "annotations/star/STAR_sample_question__official_format.json", star_ann / "STAR_train.json")
+    charades = tmp_path / "charades"
+    charades.mkdir()
+    shutil.copy(realdata / "videos" / "k400_arm_wrestling__mmaction2_demo.mp4", charades / "WBS4I.mp4")
+    dives = tmp_path / "dives"
+    test_keys = load_pickle(realdata / "annotations/finediving/test_split.pkl")[:3]
+    for event, number in test_keys:
+        (dives / event / str(number)).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(dives / event / str(number) / f"{i:05d}.jpg")
+    clips = tmp_path / "k700"
+    clips.mkdir()
+    for name in ("---QUuC4vJs_000084_000094", "-0XtezGo2MM_000283_000293", "--GkrdYZ9Tc_000000_000010"):
+        shutil.copy(realdata / "videos" / "k400_arm_wrestling__mmaction2_demo.mp4", clips / f"{name}.mp4")
+    builds = {"star": (star_ann, charades), "finediving": (realdata / "annotations/finediving", dives),
+              "kinetics700": (realdata / "annotations/kinetics/k700_validate.head200.csv", clips)}
+    digests = {}
+    for source, (annotations, videos) in builds.items():
+        for n in (1, 2):
+            out = tmp_path / f"{source}_{n}" / "test.parquet"
+            report = prepare(source, annotations, videos, out, split="test", size=2 if source == "kinetics700" else 0)
+            assert report["items"] == "paper" and report["rows"] > 0, report
+            assert (out.with_name("test.sha256")).read_text().startswith(report["set_sha256"])
+            digests.setdefault(source, []).append((report["set_sha256"], out.with_name("test.ids.txt").read_text()))
+        assert digests[source][0] == digests[source][1], source
+    star = no_leaks(tmp_path / "star_1" / "test.parquet").set_index("id")
+    assert set(star.index) == {f"Interaction_T1_3772:{k}" for k in ("qa", "actions", "when", "when_qa", "object",
+                                                                       "compare")}
+    assert set(star["split"]) == {"val"}  # only STAR_val.json
+    assert json.loads(star.loc["Interaction_T1_3772:qa", "verifiers"]) == {"answer": "sentence"}
+    assert star.loc["Interaction_T1_3772:qa", "start"] == 8.9 and np.isnan(star.loc["Interaction_T1_3772:when", "start"])
+    when = json.loads(star.loc["Interaction_T1_3772:when", "labels"])["when"]
+    assert 0.9 < when[0] < when[1] <= 1.0  # situations from 9.6 s of a clip cut at 10 s (the substitute video)
+    compare = json.loads(star.loc["Interaction_T1_3772:compare", "verifiers"])
+    assert compare == {"first_object": "class", "second_object": "class", "same": "same_or_not"}
+    dive = no_leaks(tmp_path / "finediving_1" / "test.parquet")
+    assert set(dive["split"]) == {"test"} and len({i.split(":")[0] for i in dive["id"]}) == 3
+    first = f"{test_keys[0][0]}_{test_keys[0][1]}"
+    kinds = {i.split(":")[1] for i in dive["id"] if i.startswith(first + ":")}
+    assert kinds <= {"after", "before", "sequence", "aqa", "score"} and {"sequence", "aqa", "score"} <= kinds
+    kinetics = pd.read_parquet(tmp_path / "kinetics700_1" / "test.parquet")
+    assert len(kinetics) == 2 and set(kinetics["split"]) == {"validate"}  # a seeded subset of the 3 clips
+    other_seed = prepare("kinetics700", builds["kinetics700"][0], clips, tmp_path / "k_seed1.parquet", split="test",
+                         size=2, seed=1)
+    assert other_seed["rows"] == 2

@@ -37,6 +37,7 @@ class Context:
     videos: Path
     templates: dict[str, list[str]]
     seed: int = 0
+    items: str = "vstar"  # vstar: vstar-ray's items per source; paper: the reference builders' (prepare/paper.py)
     skipped: list[Skip] = field(default_factory=list)
     index: "VideoIndex | None" = None
 
@@ -156,3 +157,21 @@ class VideoProbe:
                 return duration, stream.codec_context.width, stream.codec_context.height
         except Exception:  # noqa: BLE001 - PyAV raises many types on bad files
             return None
+
+
+def set_digest(rows: list[dict]) -> str:
+    """SHA-256 of a manifest's items, independent of where its videos live: every row's id, video file name, clip
+    window, labels, verifiers and question, sorted by id. Two users holding the same set get the same digest."""
+    import hashlib
+
+    canonical = [{"id": r["id"], "video": os.path.basename(str(r["video"]).rstrip("/")), "start": r.get("start"),
+                  "end": r.get("end"), "labels": r["labels"], "verifiers": r["verifiers"], "question": r.get("question")}
+                 for r in sorted(rows, key=lambda r: r["id"])]
+    for row in canonical:  # JSON strings (a written manifest) and objects (rows being built) hash alike
+        for key in ("labels", "verifiers"):
+            if isinstance(row[key], str):
+                row[key] = json.loads(row[key])
+        for key in ("start", "end"):
+            if row[key] is not None and row[key] != row[key]:  # NaN: no window
+                row[key] = None
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()

@@ -18,8 +18,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
+from vstar_ray.prepare import paper, safe_pickle
 from vstar_ray.prepare.common import AnnotationError, Context, finish_row
-from vstar_ray.prepare import safe_pickle
 
 COARSE = "FineDiving_coarse_annotation.pkl"
 FINE = "FineDiving_fine-grained_annotation.pkl"
@@ -113,6 +113,12 @@ def rows(ctx: Context, annotations: Path, split: str = "") -> Iterator[dict]:
             ctx.skip(base, f"video not found ({event}/{number}/ frames, {event}/{number}.mp4 or {base}.mp4)")
             continue
         common = {"video": video, "source": "finediving", "split": row_split}
+        if ctx.items == "paper":
+            for row in paper.dive_rows(ctx, base, steps, score):
+                row = finish_row(ctx, {**common, **row})
+                if row:
+                    yield row
+            continue
         candidates = [
             {"id": f"{base}:steps", "labels": {"steps": steps}, "verifiers": {"steps": "sentence_sequence"},
              "question": ctx.question(f"{base}:steps", "sentence_sequence", {"s": steps}, {"s": "sentence_sequence"})},

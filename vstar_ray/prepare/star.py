@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from vstar_ray.prepare import safe_pickle
+from vstar_ray.prepare import paper, safe_pickle
 from vstar_ray.prepare.common import AnnotationError, Context, VideoProbe, finish_row
 
 
@@ -100,6 +100,16 @@ def _question_rows(ctx, rec, file_split, index, probe, actions, objects, fps_tab
         ctx.skip(qid, f"start {start}s is beyond the video ({duration:.1f}s)")
         return
     end = min(end, duration)
+    if ctx.items == "paper":
+        situations = rec.get("situations") or {}
+        frames = sorted((k, v) for k, v in situations.items() if k.isdigit() and isinstance(v, dict))
+        for row in paper.star_rows(ctx, rec, qid, answer, {"video": video, "source": "star", "split": file_split},
+                                   (start, end), duration, frames, fps_table.get(f"{vid}.mp4"), actions, objects,
+                                   (width, height)):
+            row = finish_row(ctx, row)
+            if row:
+                yield row
+        return
     common = {"video": video, "start": start, "end": end, "source": "star", "split": file_split}
     row = finish_row(ctx, {**common, "id": qid, "labels": {"answer": answer}, "verifiers": {"answer": "class"},
                            "question": str(rec["question"]).strip()})

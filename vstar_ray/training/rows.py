@@ -45,12 +45,14 @@ class TrainingRows:
     def __len__(self) -> int:
         return len(self.index)
 
+    style: str = "question"  # train.prompt: the prompt a plain sample trains under
+
     def prompt(self, columns: dict, k: int) -> str:
         """The prompt sample ``k`` trains under (the human turn of its conversation)."""
         i = int(self.index[k])
         if self.hinted[k]:
             return prompts.rationalize_prompt(columns["question"][i], json.loads(columns["labels"][i]))
-        return prompts.answer_prompt(columns["question"][i])
+        return prompts.prompt_for(columns["question"][i], self.style)
 
 
 def training_rows(columns: dict, cfg: Config, final_cycle: bool) -> TrainingRows:
@@ -70,7 +72,8 @@ def training_rows(columns: dict, cfg: Config, final_cycle: bool) -> TrainingRows
             else np.zeros(len(keep), dtype=bool)
     plain, copies = keep.nonzero()[0], hinted.nonzero()[0]
     index = np.concatenate([plain, copies]).astype(np.int64)
-    return TrainingRows(index, answers[index], np.concatenate([np.zeros(len(plain), bool), np.ones(len(copies), bool)]))
+    return TrainingRows(index, answers[index], np.concatenate([np.zeros(len(plain), bool), np.ones(len(copies), bool)]),
+                        cfg.train.prompt)
 
 
 def read_pass(generated: str | Path, columns: tuple[str, ...]) -> dict:
@@ -89,7 +92,8 @@ def _cell(columns: dict, key: str, i: int):
 
 def write_train_json(cfg: Config, generated: Path, out: Path, final_cycle: bool) -> int:
     """The samples a cycle trains on as LLaVA conversations (VSTaR-1M format): the human turn is the prompt the
-    sample trains under (the question without the hint, unless it is a hinted copy), the gpt turn its answer."""
+    sample trains under (``train.prompt``: the bare question or the answer prompt, never the hint unless it is a
+    hinted copy), the gpt turn its answer."""
     columns = read_pass(generated, TRAIN_JSON_COLUMNS + PROMPT_COLUMNS + SELECTION_COLUMNS)
     rows = training_rows(columns, cfg, final_cycle)
     records = []
