@@ -191,3 +191,44 @@ def test_the_run_s_generator_processes_started_once_and_served_every_pass(run_di
                 served |= {json.loads(c)[0] for c in table[column].to_pylist() if c}
     assert served <= set(pool) and served
     assert all(g["loads"] <= 2 for g in pool.values())  # the seed, then cycle 1's checkpoint, in place
+
+
+def test_the_model_exports_as_a_plain_hf_folder_with_the_run_s_answers(run_dir, small_kit, tmp_path):
+    """The full finetune of cycle 1 (FSDP2, two workers) as a folder plain transformers loads: its greedy answers
+    are the run's own held-out answers. Its model card names the base and the run's figures."""
+    from tests.test_export import plain_answers, vstar
+
+    out, _, _, _ = run_dir
+    proc = vstar("export", "model", "--run", str(out), "--cycle", "best", "--dtype", "float32",
+                 "--out", str(tmp_path / "model"))
+    assert proc.returncode == 0, proc.stderr
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert f"from `{small_kit / 'seed'}`" in card and "full finetune" in card and "| cycle 1 |" in card
+    assert "vstar-ray's synthetic demo videos" in card  # the licence of each source
+    run_answers, exported = plain_answers(tmp_path / "model", out, 1, small_kit, tmp_path)
+    assert exported == run_answers
+
+
+def test_the_data_exports_as_a_dataset_with_the_run_s_counts(run_dir, tmp_path):
+    import datasets
+
+    from tests.test_export import vstar
+
+    out, _, _, _ = run_dir
+    proc = vstar("export", "data", "--run", str(out), "--out", str(tmp_path / "data"))
+    assert proc.returncode == 0, proc.stderr
+    (cycle,) = json.loads((out / "metrics.json").read_text())["cycles"]
+    loaded = datasets.load_dataset("parquet", data_dir=str(tmp_path / "data"), split="train")
+    assert len(loaded) == cycle["kept_direct"] + cycle["kept_rationalized"]
+    assert sum(loaded["rationalized"]) == cycle["kept_rationalized"] and set(loaded["cycle"]) == {1}
+    row = loaded[0]
+    assert row["question"] and row["answer"] and row["label_types"] and row["source"] == "demo"
+    assert not row["video"].startswith("/")  # relative to the videos' folder, named in the card
+    card = (tmp_path / "data" / "README.md").read_text()
+    assert "| 1 |" in card and "| demo |" in card and "Answer length" in card
+    llava = json.loads((tmp_path / "data" / "__llava" / "train.json").read_text())
+    assert len(llava) == len(loaded) and llava[0]["conversations"][0]["value"].startswith("<video>\n")
+    copied = vstar("export", "data", "--run", str(out), "--out", str(tmp_path / "copied"), "--copy-videos")
+    assert copied.returncode == 0, copied.stderr
+    first = datasets.load_dataset("parquet", data_dir=str(tmp_path / "copied"), split="train")[0]
+    assert (tmp_path / "copied" / first["video"]).is_file()

@@ -47,7 +47,10 @@ def markdown(record: RunRecord, out: Path | None = None) -> str:
     lines += paper_table(record, out)
     lines += _per_source(record)
     lines += _trained_answers(record)
-    lines += ["", "![accuracy and yield per cycle](report.png)", ""]
+    lines += ["", "![accuracy and yield per cycle](report.png)", "", "## Take it away (docs/export.md)", "",
+              "```bash", f"vstar export model --run {out or 'DIR'} --cycle best --out EXPORT_DIR   # a plain HF folder",
+              f"vstar export data --run {out or 'DIR'} --out DATA_DIR                      # the instruction data",
+              "```", ""]
     return "\n".join(lines)
 
 

@@ -199,3 +199,24 @@ def plan(args: argparse.Namespace) -> None:
     cfg = load_config(args.config, list(args.set))
     assumptions = plan.parse_assumptions(args.assume, args.gpu_memory)
     print(plan.plan(cfg, args.gpus or plan.gpus_default(cfg), assumptions), end="")
+
+
+def export_model(args: argparse.Namespace) -> None:
+    from vstar_ray.export.model import export_model as export, push_to_hub
+
+    out = export(args.run, args.out, cycle=args.cycle, dtype=args.dtype)
+    print(f"wrote {out} (weights, processor, chat template, generation_config.json, README.md)")
+    if args.push_to_hub:
+        print(f"uploaded to {push_to_hub(out, args.push_to_hub)}")
+
+
+def export_data(args: argparse.Namespace) -> None:
+    from vstar_ray.export.data import export_data as export
+
+    try:
+        cycles = [int(c) for c in args.cycles.split(",") if c.strip()]
+    except ValueError:
+        raise InputError(f"--cycles {args.cycles!r}: expected comma-separated cycle numbers") from None
+    result = export(args.run, args.out, cycles or None, args.copy_videos)
+    rows = ", ".join(f"cycle {k}: {n}" for k, n in result["rows"].items())
+    print(f"wrote {result['out']} ({rows} answers; data/*.parquet, __llava/train.json, README.md)")

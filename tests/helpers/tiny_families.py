@@ -258,7 +258,8 @@ def build_chat_judge(out: str | Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     tok = _tokenizer(QWEN_TOKENS, eos="<|im_end|>", pad="<|endoftext|>")
     tok.chat_template = CHATML_TEMPLATE.replace("{{ VIDEO }}", "")
-    model = Qwen2ForCausalLM(Qwen2Config(**_text(tok)))
+    # vLLM's CPU attention kernels have no head_dim 16 (``Unsupported CPU attention configuration``): 128 / 4 = 32.
+    model = Qwen2ForCausalLM(Qwen2Config(**_text(tok, hidden_size=128, intermediate_size=256)))
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
     out = Path(out)
