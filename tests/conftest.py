@@ -35,3 +35,27 @@ def ray_local():
     init_ray(num_cpus=2, include_dashboard=False)
     yield
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def lora_run(small_kit, tmp_path_factory):
+    """``vstar run`` as a user starts it (a process of its own): two LoRA cycles, the second continuing from the
+    first's model (``train.restart_from_pretrained: false``: cycle 2's adapter stands on cycle 1's, which stands on
+    the seed), tracked by TensorBoard, MLflow and W&B. Its console is tests/test_tracking.py's; its checkpoints are
+    what tests/test_export.py exports. Yields the run folder and the finished process."""
+    import subprocess
+    import sys
+
+    from tests.helpers.runs import small_run_overrides
+
+    out = tmp_path_factory.mktemp("lora") / "run"
+    cmd = [sys.executable, "-m", "vstar_ray", "run", "--config", "configs/demo.yaml", "--out", str(out)]
+    for item in small_run_overrides(small_kit) + ["cycles=2", "tracking=tensorboard,mlflow,wandb",
+                                                  "train.restart_from_pretrained=false", "train.lora=true",
+                                                  "train.lora_r=8", "train.num_workers=1", "train.lr=5e-3"]:
+        cmd += ["--set", item]
+    env = {**os.environ, "RAY_ADDRESS": "", "WANDB_MODE": "offline"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out, proc

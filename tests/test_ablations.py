@@ -80,12 +80,15 @@ def test_ablation_table_states_the_claims_it_checks():
 
 
 @pytest.mark.slow
-def test_demo_variants_run_on_the_same_data(small_kit, tmp_path):
+def test_demo_variants_run_on_the_same_data_and_stop_early(small_kit, tmp_path, capsys):
+    """Two variants on the same data and seed. Each is given 2 cycles and ``early_stop_margin: 1.0``: held-out
+    accuracy cannot improve by 1.0, so each variant stops after its first cycle. (Cycles that continue from the last
+    model are conftest's ``lora_run``.)"""
     from vstar_ray.cli import main
 
     out = tmp_path / "ablations"
     args = ["demo", "--variants", "no_filter,label_only", "--out", str(out)]
-    for item in small_run_overrides(small_kit):
+    for item in small_run_overrides(small_kit) + ["cycles=2", "early_stop_margin=1.0"]:
         args += ["--set", item]
     try:
         assert main(args) == 0
@@ -93,6 +96,8 @@ def test_demo_variants_run_on_the_same_data(small_kit, tmp_path):
         import ray
 
         ray.shutdown()
+    assert capsys.readouterr().out.count("stopping early") == 2
+    assert not (out / "no_filter" / "cycle_2").exists() and not (out / "label_only" / "cycle_2").exists()
     results = json.loads((out / "ablations.json").read_text())
     assert list(results) == ["no_filter", "label_only"] and all(len(a) == 2 for a in results.values())
     assert results["no_filter"][0] == results["label_only"][0]  # the same seed model on the same held-out set
@@ -115,22 +120,3 @@ def test_demo_variants_run_on_the_same_data(small_kit, tmp_path):
     report = (out / "no_filter" / "report.md").read_text()
     assert "## Answers trained on" in report and "mean length (words)" in report
     assert np.isfinite(metrics["cycles"][0]["trained_answers"]["mean_words"])
-
-
-@pytest.mark.slow
-def test_a_run_stops_early_when_accuracy_does_not_improve(small_kit, tmp_path, capsys):
-    """``early_stop_margin`` ends the run when held-out accuracy does not improve by that much (label answers: no
-    generation). Cycles that continue from the last model are tests/test_tracking.py's run."""
-    from vstar_ray.cli import main
-
-    args = ["run", "--config", "configs/demo.yaml", "--out", str(tmp_path / "stop")]
-    for item in small_run_overrides(small_kit) + ["train_on=labels", "cycles=2", "early_stop_margin=1.0"]:
-        args += ["--set", item]
-    try:
-        assert main(args) == 0
-    finally:
-        import ray
-
-        ray.shutdown()
-    assert len(json.loads((tmp_path / "stop" / "metrics.json").read_text())["cycles"]) == 1
-    assert "stopping early" in capsys.readouterr().out and not (tmp_path / "stop" / "cycle_2").exists()

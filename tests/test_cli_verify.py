@@ -1,10 +1,15 @@
 """The ``vstar verify`` record contract (docs/architecture.md, "Contracts"), through the real command line."""
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from vstar_ray.cli import main
 
 RECORDS = [
     {"id": "ok", "question": "What happens?", "output": "A red circle is moving left.",
@@ -22,7 +27,12 @@ RECORDS = [
 
 
 def vstar(*args):
-    return subprocess.run([sys.executable, "-m", "vstar_ray", *args], capture_output=True, text=True)
+    """``vstar`` in this process (``cli.main``: the parser and exit codes of the command), so that the sentence
+    model loads once for the module; the first test runs the installed command in a process of its own."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture
@@ -36,7 +46,8 @@ def records_file(tmp_path):
 
 def test_bad_record_stops_with_its_id_and_writes_nothing(records_file, tmp_path):
     out = tmp_path / "out.jsonl"
-    res = vstar("verify", "--in", str(records_file), "--out", str(out))
+    res = subprocess.run([str(Path(sys.executable).parent / "vstar"), "verify", "--in", str(records_file), "--out",
+                          str(out)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 2
     assert "line 4: record 'box3'" in res.stderr and "bbox label" in res.stderr
     assert not out.exists() and not list(tmp_path.glob(".out.jsonl*"))

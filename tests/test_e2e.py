@@ -157,25 +157,6 @@ def test_resume_skips_finished_stages(run_dir, capsys):
     assert after == before
 
 
-def test_lora_finetune_writes_a_loadable_adapter(run_dir, small_kit, tmp_path):
-    from safetensors.torch import load_file
-
-    from vstar_ray import models
-    from vstar_ray.config import load_config
-    from vstar_ray.training.finetune import finetune
-
-    out, _, _, overrides = run_dir
-    cfg = load_config("configs/demo.yaml", overrides + ["train.lora=true"])
-    result = finetune(cfg, out / "cycle_1" / "generated", cfg.data.train_manifest[0].manifest, str(small_kit / "seed"),
-                      tmp_path / "adapter", tmp_path / "ray_train", final_cycle=False, name="lora")
-    assert result.steps > 0
-    weights = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
-    lora_b = [w for k, w in weights.items() if "lora_B" in k]
-    assert lora_b and max(float(w.abs().max()) for w in lora_b) > 0  # trained, not the zero init
-    model = models.load_model(str(tmp_path / "adapter"))  # base + adapter, merged
-    assert not any("lora" in name for name, _ in model.named_parameters())
-
-
 def test_the_run_s_generator_processes_started_once_and_served_every_pass(run_dir):
     """The pool's actors answered the baseline eval, the generation pass and the cycle's eval (and TempCompass):
     no pass started a model process of its own; each actor loaded the seed, then the cycle's checkpoint."""

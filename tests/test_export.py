@@ -12,7 +12,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from tests.helpers.runs import small_run_overrides
 
 HELPER = Path(__file__).parent / "helpers" / "plain_generate.py"
 
@@ -66,29 +65,21 @@ def test_bad_input_is_one_line(tmp_path):
         assert len(lines) == 1 and re.search(message, lines[0]) and "Traceback" not in proc.stderr, proc.stderr
 
 
-@pytest.fixture(scope="module")
-def lora_run(small_kit, tmp_path_factory):
-    """Two LoRA cycles that continue from each other (label answers, no generation): cycle 2's adapter stands on
-    cycle 1's, which stands on the seed."""
-    from vstar_ray.cli import main
-
-    out = tmp_path_factory.mktemp("lora") / "run"
-    args = ["run", "--config", "configs/demo.yaml", "--out", str(out)]
-    for item in small_run_overrides(small_kit) + ["train_on=labels", "cycles=2", "train.lora=true", "train.lora_r=8",
-                                                  "train.restart_from_pretrained=false", "train.num_workers=1",
-                                                  "train.lr=5e-3"]:
-        args += ["--set", item]
-    try:
-        assert main(args) == 0
-    finally:
-        import ray
-
-        ray.shutdown()
-    return out
-
-
 @pytest.mark.slow
 def test_a_lora_continuation_exports_as_one_merged_model_with_the_run_s_answers(lora_run, small_kit, tmp_path):
+    """conftest's ``lora_run``: each cycle's adapter is trained (not peft's zero init of lora_B), cycle 2's stands on
+    cycle 1's, and the export merges the chain into one plain model that answers as the run's evaluation did."""
+    from safetensors.torch import load_file
+
+    from vstar_ray import models
+
+    lora_run, _ = lora_run
+    for k in (1, 2):
+        weights = load_file(lora_run / f"cycle_{k}" / "checkpoint" / "adapter_model.safetensors")
+        lora_b = [w for name, w in weights.items() if "lora_B" in name]
+        assert lora_b and max(float(w.abs().max()) for w in lora_b) > 0
+    assert not any("lora" in name for name, _ in models.load_model(str(lora_run / "cycle_1" / "checkpoint"))
+                   .named_parameters())  # base + adapter, merged on load
     adapter = json.loads((lora_run / "cycle_2" / "checkpoint" / "adapter_config.json").read_text())
     assert adapter["base_model_name_or_path"] == str(lora_run / "cycle_1" / "checkpoint")
     proc = vstar("export", "model", "--run", str(lora_run), "--cycle", "last", "--dtype", "float32",
@@ -108,7 +99,7 @@ def test_a_lora_continuation_exports_as_one_merged_model_with_the_run_s_answers(
 @pytest.mark.skipif(not Path(os.environ.get("VSTAR_VLLM_PYTHON") or "/nonexistent").exists(),
                     reason="VSTAR_VLLM_PYTHON is not set to a Python with vLLM (make test-vllm)")
 def test_vllm_serves_an_exported_model(lora_run, tmp_path):
-    assert vstar("export", "model", "--run", str(lora_run), "--out", str(tmp_path / "model"),
+    assert vstar("export", "model", "--run", str(lora_run[0]), "--out", str(tmp_path / "model"),
                  "--dtype", "float32").returncode == 0
     script = ("import os, sys; os.environ.setdefault('VLLM_CPU_KVCACHE_SPACE', '1')\n"
               "from vllm import LLM, SamplingParams\n"

@@ -154,6 +154,43 @@ def test_fsdp2_shards_every_transformer_block_of_the_family(family, loaded):
     assert any(not b.startswith(decoder + ".") for b in blocks), (family, names)  # the vision tower's too
 
 
+def assert_a_language_model_adapter(family: str, seed: str, adapter) -> None:
+    """``adapter`` records ``seed`` as its base, reloads merged through from_pretrained with only language-model
+    weights changed, and the merged model generates."""
+    assert json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"] == seed
+    seed_weights = dict(models.load_model(seed).named_parameters())
+    adapted = models.load_model(str(adapter))
+    assert not any("lora" in name for name, _ in adapted.named_parameters())  # merged
+    changed = [n for n, p in adapted.named_parameters() if not torch.equal(p, seed_weights[n])]
+    (decoder,) = [name for name, module in adapted.named_modules() if module is adapted.get_decoder()]
+    assert changed and all(n.startswith(decoder + ".") for n in changed)  # the language model only
+    processor = models.load_processor(str(adapter))
+    assert len(models.generate(adapted, processor, clips(family, 1), PROMPTS[:1], 4, False, 1.0, [META])) == 1
+
+
+@pytest.mark.parametrize("family", FAMILY_IDS)
+def test_a_lora_step_trains_the_language_model_and_reloads(family, family_root, tmp_path):
+    """What a LoRA finetune does on each worker, in process: peft wraps the family's language model
+    (``training.weights``), one optimizer step (``training.step``) moves the adapter, and the saved adapter
+    reloads through from_pretrained (Ray Train around it: qwen2_vl's slow cycle)."""
+    from vstar_ray.config import load_config
+    from vstar_ray.training.step import step
+    from vstar_ray.training.weights import load_weights
+
+    seed = str(tiny_families.built(family, family_root))
+    cfg = load_config(None, ["train.lora=true", "train.lora_r=4"])
+    torch.manual_seed(0)
+    model = load_weights(cfg, seed, seed, "cpu", "float32", resuming=False)
+    processor = models.load_processor(seed)
+    batch = models.training_batch(processor, clips(family), PROMPTS, ANSWERS, 4096, [META, META])
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=1e-2)
+    loss = step(model, [batch], optimizer, 1.0, torch.device("cpu"), "fp32")
+    assert np.isfinite(loss)
+    model.save_pretrained(tmp_path / "adapter")
+    assert_a_language_model_adapter(family, seed, tmp_path / "adapter")
+
+
 def test_a_lora_cycle_that_continues_keeps_the_earlier_cycles(loaded, family_root, tmp_path):
     """``train.restart_from_pretrained: false`` with LoRA: cycle 2's adapter records cycle 1's adapter as its base,
     and loading it merges pretrained + adapter 1 + adapter 2."""
@@ -227,7 +264,8 @@ def test_a_family_runs_a_cycle_and_its_checkpoints_reload(family, family_root, r
     """``vstar run``: baseline eval, a generation pass, a finetune of the whole model on every direct answer (a random
     model verifies none) and the held-out eval of the new checkpoint; then a LoRA finetune of the same answers. Both
     checkpoints reload through from_pretrained and differ from the seed. Qwen2-VL (the demo's family) trains on 2
-    workers with FSDP2; the others on one (what FSDP2 shards of each family is checked in process, fast)."""
+    workers with FSDP2, and also takes a LoRA finetune on Ray Train; the others train on one worker (what FSDP2
+    shards of each family, and a LoRA step, save and reload of each, are checked in process, fast)."""
     from vstar_ray.cli import main
     from vstar_ray.config import load_config
     from vstar_ray.training.finetune import finetune
@@ -256,14 +294,9 @@ def test_a_family_runs_a_cycle_and_its_checkpoints_reload(family, family_root, r
     assert any(not torch.equal(p, seed_weights[n]) for n, p in full.named_parameters())
     models.load_processor(str(tmp_path / "run" / "cycle_1" / "checkpoint"))
 
+    if family != "qwen2_vl":  # every family's LoRA step, save and reload: test_a_lora_step_... (fast)
+        return
     cfg = load_config("configs/demo.yaml", overrides + ["train.lora=true"])
     finetune(cfg, tmp_path / "run" / "cycle_1" / "generated", cfg.data.train_manifest[0].manifest, seed, tmp_path / "lora",
              tmp_path / "ray_train", final_cycle=False, name="lora")
-    assert json.loads((tmp_path / "lora" / "adapter_config.json").read_text())["base_model_name_or_path"] == seed
-    adapted = models.load_model(str(tmp_path / "lora"))
-    changed = [n for n, p in adapted.named_parameters() if not torch.equal(p, seed_weights[n])]
-    (decoder,) = [name for name, module in adapted.named_modules() if module is adapted.get_decoder()]
-    assert changed and all(n.startswith(decoder + ".") for n in changed)  # the language model only
-    processor = models.load_processor(str(tmp_path / "lora"))
-    frames = clips(family, 1)
-    assert len(models.generate(adapted, processor, frames, PROMPTS[:1], 4, False, 1.0, [META])) == 1
+    assert_a_language_model_adapter(family, seed, tmp_path / "lora")

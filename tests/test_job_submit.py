@@ -26,7 +26,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def cluster():
     """A real two-node cluster on loopback: a head and a worker node, one CPU each (docs/cluster.md: token auth, a --temp-dir per node).
 

@@ -1,16 +1,12 @@
 """What a person sees and what a run leaves for the tools of this field: a short console, logs in OUT/logs/,
 TensorBoard event files read back, MLflow (sqlite) and W&B (offline) runs; its second cycle continues from the
-first's model (``train.restart_from_pretrained: false``)."""
+first's model (``train.restart_from_pretrained: false``). The run is conftest's ``lora_run``."""
 
 import json
-import os
 import struct
-import subprocess
-import sys
 
 import pytest
 
-from tests.helpers.runs import small_run_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -31,17 +27,8 @@ def read_events(folder) -> list[tuple[str, int, float]]:
     return scalars
 
 
-def test_a_run_s_console_logs_and_tracking(small_kit, tmp_path):
-    out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "vstar_ray", "run", "--config", "configs/demo.yaml", "--out", str(out)]
-    for item in small_run_overrides(small_kit) + ["cycles=2", "tracking=tensorboard,mlflow,wandb",
-                                                  "train.restart_from_pretrained=false"]:
-        cmd += ["--set", item]
-    env = {**os.environ, "RAY_ADDRESS": "", "WANDB_MODE": "offline", "MLFLOW_TRACKING_URI": ""}
-    env.pop("MLFLOW_TRACKING_URI")
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-
+def test_a_run_s_console_logs_and_tracking(lora_run, small_kit):
+    out, proc = lora_run
     # the console: stage lines, progress lines and the table; nothing from Ray, the libraries or warnings
     console = (proc.stdout + proc.stderr).strip().splitlines()
     assert len(console) <= 40, "\n".join(console)
@@ -75,7 +62,7 @@ def test_a_run_s_console_logs_and_tracking(small_kit, tmp_path):
     history = client.get_metric_history(run_id, "eval/accuracy")
     assert sorted(m.step for m in history) == [0, 1, 2]
     assert len(client.get_metric_history(run_id, "train/loss")) == steps
-    assert client.get_run(run_id).data.params["train.lr"] == "0.0005"
+    assert client.get_run(run_id).data.params["train.lr"] == "0.005"
     (records,) = (out / "wandb").glob("offline-run-*/run-*.wandb")  # wandb's own record log (protobuf)
     data = records.read_bytes()
     assert b"eval/accuracy" in data and b"train/loss" in data and b"generate/yield" in data

@@ -15,3 +15,15 @@ def small_run_overrides(kit: Path) -> list[str]:
         "train.epochs=1",
         "train.batch_size=4",
     ]
+
+
+def heldout_subset(kit: Path, n: int, out: Path) -> Path:
+    """The kit's first ``n`` held-out rows (absolute video paths), for runs whose held-out score is not what a test
+    checks: a baseline and a cycle's eval of 4 videos instead of 16."""
+    import pyarrow.parquet as pq
+
+    from vstar_ray.data.manifest import write_manifest
+
+    rows = pq.read_table(kit / "heldout.parquet").to_pylist()[:n]
+    write_manifest([{**row, "video": str(kit / row["video"])} for row in rows], out)
+    return out
