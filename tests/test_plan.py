@@ -117,3 +117,21 @@ def test_vstar_plan_prints_the_table_for_the_shipped_7b_config():
     bad = subprocess.run([sys.executable, "-m", "vstar_ray", "plan", "--config", "configs/qwen2vl_7b_kinetics.yaml",
                           "--assume", "speed=3"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "--assume 'speed=3'" in bad.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--gpus", "-3"], "--gpus -3: expected a positive number of GPUs"),
+    (["--gpu-memory", "0GiB"], "--gpu-memory '0GiB': input should be greater than 0"),
+    (["--gpu-memory", "nanGiB"], "--gpu-memory 'nanGiB': input should be a finite number"),
+    (["--assume", "hf_tokens_per_s=-5"], "--assume hf_tokens_per_s=-5: input should be greater than 0"),
+    (["--assume", "mfu=0"], "--assume mfu=0: input should be greater than 0"),
+    (["--assume", "kept_fraction=1.5"], "--assume kept_fraction=1.5: input should be less than or equal to 1"),
+    (["--assume", "videos=2.5"], "--assume videos=2.5: input should be a valid integer"),
+])
+def test_numbers_that_make_no_sense_are_refused_naming_the_flag(args, message, capsys):
+    """A negative wall time from --gpus -3, negative GPU-hours and mfu=0's ZeroDivisionError, before."""
+    from vstar_ray.cli import main
+
+    assert main(["plan", "--config", "configs/qwen2vl_7b_kinetics.yaml", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err

@@ -24,6 +24,10 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from vstar_ray import families
 from vstar_ray.config import Config, ConfigError
@@ -32,43 +36,54 @@ GIB = 2**30
 STATE_BYTES = {"bf16-mixed": (4, 4, 8), "fp32": (4, 4, 8), "bf16": (2, 2, 4)}  # param, grad, AdamW per param
 
 
-@dataclass(frozen=True)
-class Assumptions:
-    """Every figure a plan assumes rather than reads; each replaced with ``--assume key=value``."""
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
-    answer_tokens: int = 150  # mean tokens of a reasoning answer (the paper's; generate.max_new_tokens caps it)
-    prompt_text_tokens: int = 60  # the question and chat template around the video
-    rationalize_fraction: float = 0.5  # videos whose direct answer fails and get a second generation
-    kept_fraction: float = 0.85  # videos kept for training (direct + rationalized)
-    vllm_tokens_per_s: float = 2000.0  # output tokens/s per GPU, 7B, bf16, continuous batching, prefill included
-    hf_tokens_per_s: float = 500.0  # the same with HF generate, batch 16, no continuous batching (~4x slower)
-    mfu: float = 0.40  # training: model FLOP utilisation
-    gpu_tflops: float = 989.0  # dense bf16 peak per GPU (H100 SXM)
-    gpu_memory_gib: float = 80.0  # per GPU
-    overhead_gib: float = 3.0  # CUDA context, NCCL buffers, allocator fragmentation
-    load_minutes: float = 1.5  # a generator actor loading a 7B checkpoint
-    videos: int = 650_000  # training videos, when the manifest cannot be read (Kinetics-700, as the paper)
-    eval_videos: int = 10_000  # held-out videos, likewise
+
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid", strict=False))
+class Assumptions:
+    """Every figure a plan assumes rather than reads; each replaced with ``--assume key=value`` (a count or rate
+    that is not positive, a share outside [0, 1], NaN or infinity is refused, naming the key)."""
+
+    answer_tokens: Annotated[int, Field(gt=0)] = 150  # mean tokens of a reasoning answer (the paper's)
+    prompt_text_tokens: Annotated[int, Field(ge=0)] = 60  # the question and chat template around the video
+    rationalize_fraction: Share = 0.5  # videos whose direct answer fails and get a second generation
+    kept_fraction: Share = 0.85  # videos kept for training (direct + rationalized)
+    vllm_tokens_per_s: Positive = 2000.0  # output tokens/s per GPU, 7B, bf16, continuous batching, prefill included
+    hf_tokens_per_s: Positive = 500.0  # the same with HF generate, batch 16, no continuous batching (~4x slower)
+    mfu: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.40  # training: model FLOP utilisation
+    gpu_tflops: Positive = 989.0  # dense bf16 peak per GPU (H100 SXM)
+    gpu_memory_gib: Positive = 80.0  # per GPU
+    overhead_gib: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 3.0  # CUDA context, NCCL, fragmentation
+    load_minutes: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.5  # a generator actor loading a 7B model
+    videos: Annotated[int, Field(gt=0)] = 650_000  # training videos, when the manifest cannot be read (Kinetics)
+    eval_videos: Annotated[int, Field(ge=0)] = 10_000  # held-out videos, likewise
 
 
 def parse_assumptions(items: list[str], gpu_memory: str | None) -> Assumptions:
     values: dict = {}
-    names = {f.name: f.type for f in dataclasses.fields(Assumptions)}
+    names = [f.name for f in dataclasses.fields(Assumptions)]
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or key not in names:
             raise ConfigError(f"--assume {item!r}: expected key=value with key one of {', '.join(names)}")
-        try:
-            values[key] = int(value) if names[key] == "int" else float(value)
-        except ValueError as e:
-            raise ConfigError(f"--assume {item!r}: {e}") from e
-    if gpu_memory:
-        text = gpu_memory.strip().lower().removesuffix("ib").removesuffix("b").removesuffix("g")
-        try:
-            values["gpu_memory_gib"] = float(text)
-        except ValueError as e:
-            raise ConfigError(f"--gpu-memory {gpu_memory!r}: expected e.g. 80GiB") from e
-    return Assumptions(**values)
+        values[key] = value.strip()  # pydantic reads the number and checks its range
+    if gpu_memory is not None:
+        values["gpu_memory_gib"] = gpu_memory.strip().lower().removesuffix("ib").removesuffix("b").removesuffix("g")
+    try:
+        return Assumptions(**values)
+    except ValidationError as e:
+        error = e.errors()[0]
+        key = str(error["loc"][0]) if error["loc"] else "?"
+        given = f"--gpu-memory {gpu_memory!r}" if key == "gpu_memory_gib" and gpu_memory is not None else (
+            f"--assume {key}={values.get(key)}")
+        raise ConfigError(f"{given}: {error['msg'][0].lower()}{error['msg'][1:]}") from None
+
+
+def check_gpus(gpus: int) -> int:
+    if gpus < 0:
+        raise ConfigError(f"--gpus {gpus}: expected a positive number of GPUs (0: what the config asks for)")
+    return gpus
 
 
 @dataclass(frozen=True)

@@ -198,7 +198,7 @@ def plan(args: argparse.Namespace) -> None:
 
     cfg = load_config(args.config, list(args.set))
     assumptions = plan.parse_assumptions(args.assume, args.gpu_memory)
-    print(plan.plan(cfg, args.gpus or plan.gpus_default(cfg), assumptions), end="")
+    print(plan.plan(cfg, plan.check_gpus(args.gpus) or plan.gpus_default(cfg), assumptions), end="")
 
 
 def export_model(args: argparse.Namespace) -> None:
