@@ -30,6 +30,22 @@ def test_a_live_writer_is_named_and_a_dead_one_s_lock_is_taken_over(tmp_path):
         assert f"pid {os.getpid()} " in (tmp_path / ".lock").read_text()
 
 
+def test_a_lock_held_by_an_unrelated_process_with_binary_content_is_named_so(tmp_path):
+    """Once a ``'utf-8' codec can't decode`` error."""
+    (tmp_path / ".lock").write_bytes(b"\xff\xfe\x00 not ours \x9c\n")
+    other = ("import fcntl, sys, time\nf = open(sys.argv[1], 'rb+')\nfcntl.flock(f, fcntl.LOCK_EX)\n"
+             "print('held', flush=True)\ntime.sleep(600)\n")
+    holder = subprocess.Popen([sys.executable, "-c", other, str(tmp_path / ".lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunFolderBusy, match=rf"^{tmp_path} is in use by another process \(pid unknown\); "):
+            with RunLock(tmp_path):
+                pass
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+
+
 def test_resume_with_a_changed_config_is_refused_listing_the_keys(tmp_path):
     first = load_config("configs/demo.yaml")
     record_config(tmp_path, first, resume=False, allow_changed=False)

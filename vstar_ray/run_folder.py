@@ -41,13 +41,15 @@ class RunLock:
 
     def __enter__(self) -> "RunLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+")
+        f = open(self.path, "a+", encoding="utf-8", errors="replace")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
-            holder = f.read().strip() or "another process"
+            holder = f.read(1000).strip()
             f.close()
+            if not holder.startswith("pid "):  # locked by something that is not a vstar run
+                holder = "another process (pid unknown)"
             raise RunFolderBusy(f"{self.path.parent} is in use by {holder}; wait for it to finish, or choose "
                                 f"another --out") from None
         f.seek(0)
