@@ -56,6 +56,26 @@ def test_sources_mix_with_their_own_roots_caps_and_weights(tmp_path):
         mix([ManifestSource(str(tmp_path / "escape" / "e.parquet"), max_rows=1)], tmp_path / "m.parquet", "", 0)
 
 
+def test_a_source_that_adds_nothing_or_has_no_video_folder_is_refused_naming_its_key(tmp_path):
+    """Once: a weight that sampled no row died in generation on ``FieldRef.Name(id)``; a missing video_root ran to
+    rc 0 with half the videos failed; two sources with one source name were counted as one."""
+    from vstar_ray.data.sources import check_source
+
+    write_manifest(rows("k", 8, "kinetics700"), tmp_path / "k.parquet")
+    write_manifest(rows("j", 8, "kinetics700"), tmp_path / "j.parquet")
+    with pytest.raises(ManifestError, match=r"^data.train_manifest\[0\].weight=0.05 samples none of the 8 rows of "
+                                            r".*k.parquet .* at least 0.064$"):
+        check_source(ManifestSource(str(tmp_path / "k.parquet"), weight=0.05), 8, "data.train_manifest[0]")
+    check_source(ManifestSource(str(tmp_path / "k.parquet"), weight=0.07), 8, "data.train_manifest[0]")  # 1 row
+    with pytest.raises(ManifestError, match=r"^data.train_manifest\[1\].video_root '/no/such/root' is not a folder"):
+        check_source(ManifestSource(str(tmp_path / "j.parquet"), video_root="/no/such/root"), 8,
+                     "data.train_manifest[1]")
+    mixed = pq.read_table(mix([ManifestSource(str(tmp_path / "k.parquet")), ManifestSource(str(tmp_path / "j.parquet"))],
+                              tmp_path / "m.parquet", "", 0)).to_pylist()
+    assert {r["source"] for r in mixed if r["id"].startswith("k")} == {"kinetics700"}
+    assert {r["source"] for r in mixed if r["id"].startswith("j")} == {"kinetics700[1]"}
+
+
 def prepared_sources(realdata, work):
     """Kinetics-700 (CSV), STAR (official JSON + classes) and FineDiving (pickles, frame folder) manifests from the
     real annotation files, over real videos renamed as each dataset names them."""
@@ -96,6 +116,11 @@ def test_one_run_over_kinetics_star_and_finediving(realdata, small_kit, tmp_path
     for item in small_run_overrides(small_kit) + [f"data.train_manifest={train}", f"data.eval_manifest={heldout}",
                                                   "train_on=unfiltered", "rationalize=false"]:
         cmd += ["--set", item]
+    bad = f"[{manifests[0]}, {{manifest: {manifests[1]}, video_root: {tmp_path / 'nowhere'}}}]"
+    refused = subprocess.run(cmd + ["--set", f"data.train_manifest={bad}"], capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and not (out / "state.json").exists(), refused.stderr[-2000:]
+    assert refused.stderr.strip().splitlines() == [
+        f"vstar run: error: data.train_manifest[1].video_root '{tmp_path / 'nowhere'}' is not a folder"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (cycle,) = json.loads((out / "metrics.json").read_text())["cycles"]

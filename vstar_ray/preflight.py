@@ -12,6 +12,7 @@ from vstar_ray import prompts
 from vstar_ray.config import Config, ConfigError, ManifestSource
 from vstar_ray.console import say
 from vstar_ray.data.manifest import validate_manifest
+from vstar_ray.data.sources import check_source
 from vstar_ray.errors import InputError
 
 
@@ -107,8 +108,11 @@ def check_inputs(cfg: Config) -> None:
         sources = getattr(cfg.data, key)
         if not sources:
             raise ConfigError(f"data.{key} is empty")
-        for source in sources:
-            validate_manifest(source.manifest if "://" in source.manifest else Path(source.manifest).expanduser())
+        for i, source in enumerate(sources):
+            rows = validate_manifest(source.manifest if "://" in source.manifest else Path(source.manifest).expanduser())
+            check_source(source, rows, f"data.{key}[{i}]")
+    if cfg.data.video_root and "://" not in cfg.data.video_root and not Path(cfg.data.video_root).expanduser().is_dir():
+        raise ConfigError(f"data.video_root {cfg.data.video_root!r} is not a folder")
     check_engine(cfg)
     if cfg.verify.thresholds:
         from vstar_ray.verify import load_thresholds

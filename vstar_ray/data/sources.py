@@ -27,12 +27,28 @@ def _as_is(sources: list[ManifestSource]) -> bool:
     return len(sources) == 1 and not sources[0].max_rows and sources[0].weight == 1.0 and not sources[0].video_root
 
 
+def sampled(weight: float, rows: int) -> int:
+    """How many of a source's ``rows`` its ``weight`` keeps (before its cap)."""
+    return round(weight * rows) if weight < 1.0 else rows
+
+
+def check_source(source: ManifestSource, rows: int, key: str) -> None:
+    """A source that would add no rows, or whose ``video_root`` is not a folder, is refused naming ``key``
+    (``data.train_manifest[1]``): otherwise a run would go on with one source silently empty or failed."""
+    if sampled(source.weight, rows) == 0:
+        raise ManifestError(f"{key}.weight={source.weight:g} samples none of the {rows} rows of {source.manifest} "
+                            f"(it keeps round(weight x rows)); give it a weight of at least {0.51 / rows:.2g}")
+    root = source.video_root
+    if root and not is_uri(root) and not Path(root).expanduser().is_dir():
+        raise ManifestError(f"{key}.video_root {root!r} is not a folder")
+
+
 def _rows(source: ManifestSource, index: int, default_root: str, seed: int) -> pa.Table:
     manifest = source.manifest if is_uri(source.manifest) else str(Path(source.manifest).expanduser())
     table = pq.read_table(manifest)
     keep = list(range(table.num_rows))
     if source.weight < 1.0:
-        keep = sorted(random.Random(f"{seed}:{index}:{manifest}").sample(keep, round(source.weight * len(keep))))
+        keep = sorted(random.Random(f"{seed}:{index}:{manifest}").sample(keep, sampled(source.weight, len(keep))))
     if source.max_rows:
         keep = keep[:source.max_rows]
     table = table.take(pa.array(keep, pa.int64()))
@@ -58,9 +74,12 @@ def mix(sources: list[ManifestSource], out: Path, default_root: str, seed: int) 
         raise ManifestError("no manifest given")
     if _as_is(sources):
         return sources[0].manifest
-    tables, first_seen = [], {}
+    tables, first_seen, named = [], {}, {}
     for i, source in enumerate(sources):
         table = _rows(source, i, default_root, seed)
+        # two sources that carry the same source name stay apart in every per-source count: the later is NAME[i]
+        names = [name if named.setdefault(name, i) == i else f"{name}[{i}]" for name in table["source"].to_pylist()]
+        table = table.set_column(table.schema.get_field_index("source"), "source", pa.array(names, pa.string()))
         for rid in table["id"].to_pylist():
             if rid in first_seen:
                 raise ManifestError(f"id {rid!r} is in both {first_seen[rid]} and {source.manifest}: ids must be "
