@@ -184,6 +184,21 @@ def test_thresholds_file_overrides_and_rejects_unknown_keys(tmp_path):
         load_thresholds(bad)
 
 
+@pytest.mark.parametrize("text, message", [
+    ("class: {similarity: .nan}", r"class.similarity must be a finite number in \[0, 100\], got nan"),
+    ("class: {similarity: -5}", r"class.similarity must be a finite number in \[0, 100\], got -5.0"),
+    ("temporal_range: {iou: 1.5}", r"temporal_range.iou must be a finite number in \[0, 1\]"),
+    ("float: {rel_tol: .inf}", r"float.rel_tol must be a finite number in \[0, inf\], got inf"),
+    ("sentence: {cosine: 2}", r"sentence.cosine must be a finite number in \[-1, 1\]"),
+])
+def test_a_threshold_that_makes_no_sense_is_refused_naming_it(tmp_path, text, message):
+    """NaN once rejected every answer (exact matches too) and -5 gave a rapidfuzz TypeError."""
+    path = tmp_path / "t.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(ValueError, match=f"thresholds {path}: {message}"):
+        load_thresholds(path)
+
+
 def test_sentence_model_loads_only_when_a_sentence_type_is_present():
     import subprocess
     import sys

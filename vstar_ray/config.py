@@ -137,6 +137,8 @@ class VerifyConfig:
     embedding_model: Text = "sentence-transformers/all-MiniLM-L6-v2"  # sentence types; loaded only if used
     # files or modules whose verify_<type> functions add label types, loaded in every worker (docs/verifiers.md)
     plugins: list[Text] = field(default_factory=list)
+    # a plug-in that raises on one record: that record fails and the others go on (record), or the run stops (fail)
+    plugin_errors: Literal["record", "fail"] = "record"
     num_cpus: Annotated[Number, Field(gt=0)] = 0.25
 
 

@@ -43,6 +43,7 @@ def markdown(record: RunRecord, out: Path | None = None) -> str:
     for c in record.cycles:
         t = c.timings
         lines.append(f"| {c.cycle} | {t['generate']:.1f} | {t['train']:.1f} | {t['eval']:.1f} |")
+    lines += _plugin_errors(record)
     lines += _suite_tables(record)
     lines += paper_table(record, out)
     lines += _per_source(record)
@@ -56,6 +57,16 @@ def markdown(record: RunRecord, out: Path | None = None) -> str:
 
 def _ci(cell: dict) -> str:
     return f"{cell['accuracy']:.3f} ({cell['ci95'][0]:.2f}-{cell['ci95'][1]:.2f})"
+
+
+def _plugin_errors(record: RunRecord) -> list[str]:
+    """Rows a verifier plug-in raised on (counted as failed), per cycle, plug-in and exception."""
+    failing = [(c.cycle, kind, n) for c in record.cycles for kind, n in c.plugin_errors.items()]
+    if not failing:
+        return []
+    return (["", "## Rows a verifier plug-in failed on", "", "| cycle | plug-in: exception | rows |", "|---|---|---|"]
+            + [f"| {k} | {kind} | {n} |" for k, kind, n in failing]
+            + ["", "Each row's `error` in `cycle_N/generated/` has the exception's message."])
 
 
 def _suite_tables(record: RunRecord) -> list[str]:

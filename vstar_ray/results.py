@@ -7,6 +7,7 @@ docs/architecture.md lists the JSON they write.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from vstar_ray.verify.plugins import plugin_error_kind
 
 R = TypeVar("R", bound="Record")
 
@@ -83,25 +86,33 @@ class PassSummary(Counts):
     by_source: dict = field(default_factory=dict)  # manifest source -> Counts (as JSON)
     seconds: float = 0.0
     resumed_rows: int = 0  # rows a killed run of this pass had committed, kept on --resume
+    dropped_shards: int = 0  # committed shards found unreadable (checksum, truncation) on resume: rows made again
+    # "verify_colour (my_verifiers.py:7): ZeroDivisionError" -> rows a verifier plug-in raised on (counted failed)
+    plugin_errors: dict = field(default_factory=dict)
 
     @classmethod
     def of_pass(cls, table: pa.Table, busy_seconds: dict, nodes: dict, generator_busy: dict, seconds: float,
-                resumed_rows: int) -> "PassSummary":
+                resumed_rows: int, dropped_shards: int = 0) -> "PassSummary":
         counts = Counts.of_table(table)
         sources = table["source"].to_pylist() if "source" in table.column_names else [""] * table.num_rows
         by_source = {}
         for source in sorted(set(s or "" for s in sources)):
             rows = table.filter(pa.array([(s or "") == source for s in sources]))
             by_source[source] = Counts.of_table(rows).to_json()
+        kinds = [plugin_error_kind(e) for e in table["error"].to_pylist() if e]
         return cls(**dataclasses.asdict(counts),
                    accuracy=round(counts.kept_direct / counts.generated, 4) if counts.generated else 0.0,
                    busy_seconds=busy_seconds, nodes=nodes, generator_busy=generator_busy, by_source=by_source,
-                   seconds=round(seconds, 2), resumed_rows=resumed_rows)
+                   seconds=round(seconds, 2), resumed_rows=resumed_rows, dropped_shards=dropped_shards,
+                   plugin_errors=dict(collections.Counter(k for k in kinds if k).most_common()))
 
     def line(self, name: str) -> str:
         return (f"{name}: {self.videos} videos, kept {self.kept_direct} direct + {self.kept_rationalized} rationalized "
                 f"of {self.answers} answers (yield {self.yield_:.2f}), {self.failed_videos} failed"
-                + (f", {self.resumed_rows} resumed" if self.resumed_rows else "") + f", {self.seconds:.1f}s")
+                + (f", {self.resumed_rows} resumed" if self.resumed_rows else "")
+                + (f", {self.dropped_shards} unreadable shards made again" if self.dropped_shards else "")
+                + f", {self.seconds:.1f}s"
+                + "".join(f"\n  {n} rows failed in plug-in {kind}" for kind, n in self.plugin_errors.items()))
 
 
 @dataclass
@@ -180,6 +191,7 @@ class CycleRecord(Counts):
 
     cycle: int = 0
     resumed_rows: int = 0
+    dropped_shards: int = 0  # PassSummary.dropped_shards of the cycle's generation
     by_source: dict = field(default_factory=dict)  # manifest source -> Counts, as in PassSummary
     eval_accuracy: float = 0.0
     eval: dict = field(default_factory=dict)  # EvalResult.scores
@@ -191,12 +203,14 @@ class CycleRecord(Counts):
     train: dict = field(default_factory=dict)  # TrainResult.figures()
     judged: dict | None = None  # EvalResult.judged (eval.protocol: paper)
     benchmarks: dict = field(default_factory=dict)  # EvalResult.benchmarks
+    plugin_errors: dict = field(default_factory=dict)  # PassSummary.plugin_errors of the cycle's generation
 
     @classmethod
     def of_stages(cls, k: int, gen: PassSummary, trained: TrainResult, ev: EvalResult,
                   trained_answers: dict) -> "CycleRecord":
         return cls(
-            **gen.counts().to_json(), cycle=k, resumed_rows=gen.resumed_rows, by_source=gen.by_source,
+            **gen.counts().to_json(), cycle=k, resumed_rows=gen.resumed_rows, dropped_shards=gen.dropped_shards,
+            by_source=gen.by_source,
             eval_accuracy=ev.accuracy, eval=ev.scores, trained_answers=trained_answers,
             seconds=round(gen.seconds + trained.seconds + ev.seconds, 2),
             timings={"generate": gen.seconds, "train": trained.seconds, "eval": ev.seconds,
@@ -204,7 +218,7 @@ class CycleRecord(Counts):
             generator_busy=gen.generator_busy,
             nodes={**{f"generate.{s}": v for s, v in gen.nodes.items()},
                    **{f"eval.{s}": v for s, v in ev.nodes.items()}, "train": trained.node_ids},
-            train=trained.figures(), judged=ev.judged, benchmarks=ev.benchmarks)
+            train=trained.figures(), judged=ev.judged, benchmarks=ev.benchmarks, plugin_errors=gen.plugin_errors)
 
     def eval_result(self) -> EvalResult:
         return EvalResult(accuracy=self.eval_accuracy, scores=self.eval, judged=self.judged, benchmarks=self.benchmarks)

@@ -31,6 +31,9 @@ def read_manifest(cfg: Config, path: str, columns: list[str] | None = None) -> r
     ``from_arrow``) run such tasks asking for a whole CPU, and on a cluster of 1-CPU nodes whose generator
     actors hold a share of each CPU for the whole run they never ran (tests/test_job_submit.py).
     ``from_blocks`` takes the blocks' metadata here."""
+    # a map function's own exception (a verifier plug-in's PluginError, a full disk's OSError) reaches the driver as
+    # the cause of Ray's error, not as the text of a UserCodeException (whose cause does not survive pickling)
+    ray.data.DataContext.get_current().raise_original_map_exception = True
     if columns is not None:
         present = set(pq.ParquetDataset(path).schema.names)
         columns = [c for c in columns if c in present]

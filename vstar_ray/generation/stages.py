@@ -20,7 +20,7 @@ import numpy as np
 from vstar_ray import prompts
 from vstar_ray.data.decode import VIDEO_COLUMNS
 from vstar_ray.io import atomic_path
-from vstar_ray.verify import RecordError, load_plugins, set_embedding_model, verify_many
+from vstar_ray.verify import PluginError, PluginFailed, RecordError, load_plugins, set_embedding_model, verify_many
 
 
 @dataclass(frozen=True)
@@ -55,12 +55,13 @@ def stage(name: str) -> Stage:
 
 def verify_batch(
     batch: dict[str, np.ndarray], prefix: str, answer_column: str, seconds_column: str, thresholds: dict,
-    embedding_model: str = "", plugins: tuple[str, ...] = (),
+    embedding_model: str = "", plugins: tuple[str, ...] = (), plugin_errors: str = "record",
 ) -> dict[str, np.ndarray]:
     """Adds ``{prefix}_verified`` and ``{prefix}_verdicts``/``{prefix}_extracted`` (JSON strings).
 
     The whole batch goes through ``verify_many`` at once, so sentence types embed in one call. ``plugins``
-    (``verify.plugins``) are loaded in this worker first, once per process."""
+    (``verify.plugins``) are loaded in this worker first, once per process. A plug-in that raises on a record
+    makes that record's error (``plugin_errors: record``) or stops the pass naming it (``fail``)."""
     start = time.perf_counter()
     load_plugins(plugins)
     if embedding_model:
@@ -71,6 +72,8 @@ def verify_batch(
     todo = [i for i in range(n) if not errors[i] and batch[answer_column][i]]
     items = [(str(batch["id"][i]), batch[answer_column][i], batch["labels"][i], batch["verifiers"][i]) for i in todo]
     for i, result in zip(todo, verify_many(items, thresholds, raise_errors=False)):
+        if isinstance(result, PluginFailed) and plugin_errors == "fail":
+            raise PluginError(f"verify.plugin_errors is fail: {result}")
         if isinstance(result, RecordError):
             errors[i] = f"verify failed: {result}"
             continue
@@ -193,7 +196,7 @@ def commit_batch(batch: dict[str, np.ndarray], folder: str) -> dict[str, np.ndar
         table = pa.table({name: _column(np.asarray(values)) for name, values in batch.items()})
         digest = hashlib.sha1("\n".join(map(str, batch["id"])).encode()).hexdigest()[:20]
         with atomic_path(Path(folder) / f"{SHARD_PREFIX}{digest}.parquet") as tmp:
-            pq.write_table(table, tmp)
+            pq.write_table(table, tmp, write_page_checksum=True)  # a resume verifies it (pipeline.read_shard)
     return {"rows": np.array([n], dtype=np.int64)}
 
 

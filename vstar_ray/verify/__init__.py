@@ -17,18 +17,20 @@ from vstar_ray.verify.registry import (
     verify_record,
     verify_records,
 )
-from vstar_ray.verify.plugins import PluginError, load_plugins
+from vstar_ray.verify.plugins import PluginError, PluginFailed, load_plugins, plugin_error_kind
 from vstar_ray.verify.sentences import set_embedding_model
 
 __all__ = [
     "VERIFIERS",
     "PluginError",
+    "PluginFailed",
     "RecordError",
     "Verifier",
     "default_thresholds",
     "load_plugins",
     "load_thresholds",
     "parse_labels",
+    "plugin_error_kind",
     "register",
     "set_embedding_model",
     "verify_labels",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -26,6 +27,15 @@ class Verifier:
     prepare: Callable[[list[tuple[str, Any]]], None] | None = None
     # the search range of each threshold for ``vstar tune``: param -> (low, high, log scale)
     ranges: dict[str, tuple[float, float, bool]] = field(default_factory=dict)
+    # the values a threshold may take at all: param -> (low, high); every threshold is finite and >= 0
+    limits: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def check_threshold(self, param: str, value: float) -> str | None:
+        """Why ``value`` cannot be ``param``'s threshold, or None."""
+        low, high = self.limits.get(param, (0.0, math.inf))
+        if not math.isfinite(value) or not low <= value <= high:
+            return f"must be a finite number in [{low:g}, {high:g}], got {value!r}"
+        return None
 
 
 VERIFIERS: dict[str, Verifier] = {}
@@ -38,24 +48,29 @@ def register(
     defaults: dict[str, float] | None = None,
     prepare: Callable[[list[tuple[str, Any]]], None] | None = None,
     ranges: dict[str, tuple[float, float, bool]] | None = None,
+    limits: dict[str, tuple[float, float]] | None = None,
 ) -> None:
-    VERIFIERS[name] = Verifier(verify, check_label, dict(defaults or {}), prepare, dict(ranges or {}))
+    VERIFIERS[name] = Verifier(verify, check_label, dict(defaults or {}), prepare, dict(ranges or {}),
+                               dict(limits or {}))
 
 
+UNIT = (0.0, 1.0)
 register("class", checks.verify_class, checks.check_class_label, {"similarity": 80.0},
-         ranges={"similarity": (50.0, 100.0, False)})
+         ranges={"similarity": (50.0, 100.0, False)}, limits={"similarity": (0.0, 100.0)})
 register("float", checks.verify_float, checks.check_float_label, {"rel_tol": 0.05, "abs_tol": 1e-6},
          ranges={"rel_tol": (0.001, 0.5, True)})  # abs_tol only matters for a zero label: not tuned
 register("timestamp", checks.verify_timestamp, checks.check_timestamp_label, {"abs_tol": 0.1},
-         ranges={"abs_tol": (0.01, 0.5, False)})
+         ranges={"abs_tol": (0.01, 0.5, False)}, limits={"abs_tol": UNIT})
 register("temporal_range", checks.verify_temporal_range, checks.check_temporal_range_label, {"iou": 0.5},
-         ranges={"iou": (0.05, 0.95, False)})
-register("bbox", checks.verify_bbox, checks.check_bbox_label, {"iou": 0.5}, ranges={"iou": (0.05, 0.95, False)})
+         ranges={"iou": (0.05, 0.95, False)}, limits={"iou": UNIT})
+register("bbox", checks.verify_bbox, checks.check_bbox_label, {"iou": 0.5}, ranges={"iou": (0.05, 0.95, False)},
+         limits={"iou": UNIT})
 register("same_or_not", checks.verify_same_or_not, checks.check_same_or_not_label, {})
 register("sentence", sentences.verify_sentence, sentences.check_sentence_label, {"cosine": 0.6},
-         prepare=sentences.prepare_sentences, ranges={"cosine": (0.1, 0.95, False)})
+         prepare=sentences.prepare_sentences, ranges={"cosine": (0.1, 0.95, False)}, limits={"cosine": (-1.0, 1.0)})
 register("sentence_sequence", sentences.verify_sentence_sequence, sentences.check_sentence_sequence_label,
-         {"cosine": 0.25}, prepare=sentences.prepare_sentences, ranges={"cosine": (0.05, 0.9, False)})
+         {"cosine": 0.25}, prepare=sentences.prepare_sentences, ranges={"cosine": (0.05, 0.9, False)},
+         limits={"cosine": (-1.0, 1.0)})
 
 
 def default_thresholds() -> dict[str, dict[str, float]]:
@@ -82,6 +97,9 @@ def load_thresholds(path: str | Path | None) -> dict[str, dict[str, float]]:
                 raise InputError(f"thresholds {path}: unknown parameter {name}.{key}")
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise InputError(f"thresholds {path}: {name}.{key} must be a number, got {value!r}")
+            why = VERIFIERS[name].check_threshold(key, float(value))
+            if why:
+                raise InputError(f"thresholds {path}: {name}.{key} {why}")
             thresholds[name][key] = float(value)
     return thresholds
 
@@ -162,7 +180,17 @@ def verify_many(
     for kind, pairs in by_kind.items():
         if VERIFIERS[kind].prepare is not None:
             VERIFIERS[kind].prepare(pairs)
-    return [p if isinstance(p, RecordError) else _check(item[1], p, thresholds) for item, p in zip(items, parsed)]
+    results: list[dict[str, Any] | RecordError] = []
+    for (record_id, answer, _, _), p in zip(items, parsed):
+        if not isinstance(p, RecordError):
+            try:
+                p = _check(answer, p, thresholds)
+            except RecordError as e:  # a plug-in verifier that raised on this record (plugins.PluginFailed)
+                p = type(e)(f"record {str(record_id)!r}: {e}")
+                if raise_errors:
+                    raise p from e.__cause__
+        results.append(p)
+    return results
 
 
 def _record_item(record: Any) -> tuple[str, Any, Any, Any]:
