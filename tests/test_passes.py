@@ -1,7 +1,8 @@
 """Passes that survive and generators that start once, with real processes, real kills and a real Ray cluster.
 
 - a run SIGKILLed inside a generation pass resumes inside the pass: every row once, nothing that was committed
-  generated again, ``resumed_rows`` recorded; a second writer of the same folder is refused (a kill during
+  generated again, ``resumed_rows`` recorded, a committed shard damaged meanwhile named and only its rows made
+  again; a second writer of the same folder is refused (a kill during
   training is ``test_faults.py``'s);
 - a pass whose generators stop answering fails naming the stage, instead of hanging;
 - the run's generator actors start once and load each new checkpoint in place;
@@ -18,8 +19,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.helpers.runs import small_run_overrides
-from tests.helpers.processes import committed_rows, kill_tree
+from tests.helpers.runs import heldout_subset, small_run_overrides
+from tests.helpers.processes import committed_rows, damage_column, kill_tree
 from vstar_ray.config import load_config
 from vstar_ray.data.manifest import write_manifest
 
@@ -42,8 +43,9 @@ def test_a_run_killed_half_way_through_a_pass_resumes_inside_it(small_kit, tmp_p
     manifest = repeated_manifest(small_kit, n, tmp_path / "train.parquet")
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "vstar_ray", "run", "--config", "configs/demo.yaml", "--out", str(out)]
+    heldout = heldout_subset(small_kit, 4, tmp_path / "heldout.parquet")
     for item in small_run_overrides(small_kit) + [f"data.train_manifest={manifest}", "generate.batch_size=4",
-                                                  "data.decode_batch_size=4"]:
+                                                  "data.decode_batch_size=4", f"data.eval_manifest={heldout}"]:
         cmd += ["--set", item]
     log = tmp_path / "first.log"
     with open(log, "w") as f:
@@ -67,17 +69,23 @@ def test_a_run_killed_half_way_through_a_pass_resumes_inside_it(small_kit, tmp_p
     kill_tree(first)
     committed_at_kill = len(pq.read_table(partial, columns=["id"]))
     assert n // 3 <= committed_at_kill < n, "killed too late to prove anything"
+    # and a disk damaged one committed shard in its middle (its ids still read): only its rows are made again
+    damaged = sorted(partial.glob("part-*.parquet"))[0]
+    lost = pq.read_metadata(damaged).num_rows
+    damage_column(damaged, "answer")
 
     final = subprocess.run(cmd + ["--resume"], env=ENV, capture_output=True, text=True)  # the dead run's lock is stale
     assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
+    assert f"cycle_1/generate: committed shard {damaged} is unreadable" in final.stdout
     ids = pq.read_table(out / "cycle_1" / "generated", columns=["id"])["id"].to_pylist()
     assert sorted(ids) == sorted(pq.read_table(manifest)["id"].to_pylist())  # every row, each once
     state = json.loads((out / "state.json").read_text())["stages"]
-    assert state["cycle_1/generate"]["resumed_rows"] == committed_at_kill  # nothing committed was generated again
-    assert state["cycle_1/generate"]["videos"] == n
+    kept = committed_at_kill - lost
+    assert state["cycle_1/generate"]["resumed_rows"] == kept  # nothing committed and sound was generated again
+    assert state["cycle_1/generate"]["dropped_shards"] == 1 and state["cycle_1/generate"]["videos"] == n
     (cycle,) = json.loads((out / "metrics.json").read_text())["cycles"]
-    assert cycle["resumed_rows"] == committed_at_kill
-    print(f"killed at {committed_at_kill}/{n} rows committed; regenerated {n - committed_at_kill}")
+    assert cycle["resumed_rows"] == kept and cycle["dropped_shards"] == 1
+    print(f"killed at {committed_at_kill}/{n} rows committed, {lost} of them damaged; regenerated {n - kept}")
 
 
 class StuckEngine:

@@ -36,3 +36,18 @@ def committed_rows(partial: Path) -> int:
         except Exception:  # being renamed into place
             pass
     return rows
+
+
+def damage_column(shard: Path, column: str) -> None:
+    """Flip 4 bytes inside ``column``'s last data page of a parquet file, leaving its footer and every other column
+    readable: the damage a bad disk or a torn copy does in the middle of a file."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_metadata(shard).row_group(0)
+    (chunk,) = [meta.column(i) for i in range(meta.num_columns) if meta.column(i).path_in_schema == column]
+    start = chunk.dictionary_page_offset if chunk.has_dictionary_page else chunk.data_page_offset
+    end = start + chunk.total_compressed_size
+    data = bytearray(Path(shard).read_bytes())
+    for k in range(end - 8, end - 4):
+        data[k] ^= 0xFF
+    Path(shard).write_bytes(bytes(data))

@@ -30,7 +30,7 @@ from ray.data import TaskPoolStrategy
 
 from vstar_ray import prompts
 from vstar_ray.config import Config
-from vstar_ray.console import Progress
+from vstar_ray.console import Progress, say
 from vstar_ray.data.decode import VIDEO_COLUMNS, decoded, read_manifest
 from vstar_ray.data.manifest import video_root_for
 from vstar_ray.errors import WorkFailed
@@ -70,7 +70,8 @@ def _verified(cfg: Config, ds: ray.data.Dataset, generators: PassGenerators, nam
     return ds.map_batches(counted(verify_batch, name, generators),
                           fn_kwargs=dict(prefix=prefix, answer_column=column, seconds_column=stage(name).seconds,
                                          thresholds=thresholds, embedding_model=cfg.verify.embedding_model,
-                                         plugins=plugin_specs(cfg.verify.plugins)),
+                                         plugins=plugin_specs(cfg.verify.plugins),
+                                         plugin_errors=cfg.verify.plugin_errors),
                           num_cpus=cfg.verify.num_cpus)
 
 
@@ -101,18 +102,29 @@ def _pool(cfg: Config, pool: GeneratorPool | None):
     return nullcontext(pool) if pool is not None else GeneratorPool.start(cfg, training=False)
 
 
-def committed_ids(folder: Path) -> set[str]:
-    """Ids in the shards a pass committed; an unreadable shard (a crash while the disk wrote it) is dropped
-    and its rows are generated again."""
+def read_shard(path: Path) -> pa.Table:
+    """A committed shard read in full, its pages' checksums verified (``stages.commit_batch`` writes them)."""
+    return pq.read_table(path, page_checksum_verification=True)
+
+
+def committed_ids(folder: Path, label: str = "") -> tuple[set[str], int]:
+    """Ids in the shards a pass committed, each shard read in full, and how many shards were dropped: an unreadable
+    shard (a crash while the disk wrote it, a truncated or damaged file) is named on the console and in the log,
+    deleted, and its rows are generated again."""
     ids: set[str] = set()
+    dropped = 0
     for unfinished in folder.glob(f".{SHARD_PREFIX}*{TEMPORARY}*"):  # a shard whose writer was killed
         unfinished.unlink()
     for shard in sorted(folder.glob(f"{SHARD_PREFIX}*.parquet")):
         try:
-            ids.update(pq.read_table(shard, columns=["id"])["id"].to_pylist())
-        except (OSError, pa.ArrowException):
+            ids.update(read_shard(shard)["id"].to_pylist())
+        except Exception as e:  # pyarrow raises OSError, ArrowInvalid, ... for a damaged file
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            say(f"{label or folder.name}: committed shard {shard} is unreadable ({reason}); its rows are "
+                f"generated again")
             shard.unlink()
-    return ids
+            dropped += 1
+    return ids, dropped
 
 
 def run_pass(cfg: Config, manifest: str, model_path: str, out_dir: str | Path, mode: str,
@@ -130,7 +142,7 @@ def run_pass(cfg: Config, manifest: str, model_path: str, out_dir: str | Path, m
     if not resume:
         shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True, exist_ok=True)
-    done = committed_ids(partial)
+    done, dropped = committed_ids(partial, label)
     table = pq.read_table(manifest)
     expected = table["id"].to_pylist()
     remaining = table.filter(pc.invert(pc.is_in(table["id"], pa.array(sorted(done), pa.string())))) if done else table
@@ -150,13 +162,15 @@ def run_pass(cfg: Config, manifest: str, model_path: str, out_dir: str | Path, m
                 generators_pool.end_pass(generators)
         todo.unlink(missing_ok=True)
         progress.unlink(missing_ok=True)
+    # every shard verifies before the folder is promoted (one damaged on the way is dropped, and --resume makes it)
+    verified, _ = committed_ids(partial, label)
     ids = pq.read_table(partial, columns=["id"])["id"].to_pylist()
-    missing, extra = set(expected) - set(ids), len(ids) - len(set(ids))
+    missing, extra = set(expected) - verified, len(ids) - len(set(ids))
     if missing or extra or len(ids) != len(expected):
         raise WorkFailed(f"pass into {out_dir} ended with {len(missing)} rows missing (e.g. {sorted(missing)[:3]}) "
                          f"and {extra} committed twice; its shards stay in {partial} for --resume")
     replace_dir(partial, out_dir)
-    return summarize(out_dir, time.time() - start, len(done), counted=mode != "raw")
+    return summarize(out_dir, time.time() - start, len(done), counted=mode != "raw", dropped_shards=dropped)
 
 
 def answer_prompts(cfg: Config, rows: str, video_root: str, model_path: str, out_dir: str | Path,
@@ -181,7 +195,8 @@ def label_pass(manifest: str, out_dir: str | Path) -> PassSummary:
     return summarize(out_dir, time.time() - start)
 
 
-def summarize(out_dir: str | Path, wall_s: float = 0.0, resumed_rows: int = 0, counted: bool = True) -> PassSummary:
+def summarize(out_dir: str | Path, wall_s: float = 0.0, resumed_rows: int = 0, counted: bool = True,
+              dropped_shards: int = 0) -> PassSummary:
     """A finished pass's counts, overall and per source, stage times and nodes (``counted=False``: a raw pass,
     which keeps nothing: its videos, failures and times only)."""
     table = pq.read_table(out_dir)
@@ -193,5 +208,6 @@ def summarize(out_dir: str | Path, wall_s: float = 0.0, resumed_rows: int = 0, c
     if not counted:
         failed = int(pc.sum(pc.not_equal(table["error"], "")).as_py() or 0)
         return PassSummary(videos=table.num_rows, failed_videos=failed, busy_seconds=busy, nodes=nodes,
-                           generator_busy=generator_busy(calls), seconds=round(wall_s, 2), resumed_rows=resumed_rows)
-    return PassSummary.of_pass(table, busy, nodes, generator_busy(calls), wall_s, resumed_rows)
+                           generator_busy=generator_busy(calls), seconds=round(wall_s, 2), resumed_rows=resumed_rows,
+                           dropped_shards=dropped_shards)
+    return PassSummary.of_pass(table, busy, nodes, generator_busy(calls), wall_s, resumed_rows, dropped_shards)
