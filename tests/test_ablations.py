@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from tests.helpers.console import assert_console
 from tests.helpers.runs import small_run_overrides
 from vstar_ray import prompts
 from vstar_ray.config import ConfigError, load_config
@@ -96,7 +97,9 @@ def test_demo_variants_run_on_the_same_data_and_stop_early(small_kit, tmp_path, 
         import ray
 
         ray.shutdown()
-    assert capsys.readouterr().out.count("stopping early") == 2
+    console = capsys.readouterr()
+    assert console.out.count("stopping early") == 2
+    assert_console(console.out + console.err)
     assert not (out / "no_filter" / "cycle_2").exists() and not (out / "label_only" / "cycle_2").exists()
     results = json.loads((out / "ablations.json").read_text())
     assert list(results) == ["no_filter", "label_only"] and all(len(a) == 2 for a in results.values())

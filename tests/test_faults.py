@@ -1,7 +1,8 @@
-"""Faults injected for real: a killed generator actor, a killed training worker, a SIGKILLed run.
+"""Faults injected for real: a killed generator actor, a killed training worker, a SIGKILLed run, a run sent
+SIGTERM, a disk that fills up under ``--out``.
 
-Each test kills real processes (``os.kill`` with SIGKILL) while real work is in flight and checks
-that nothing is lost or duplicated.
+Each test kills real processes (``os.kill``) or fills a real filesystem while real work is in flight and checks
+that nothing is lost or duplicated, and what the user is told.
 """
 
 import json
@@ -16,7 +17,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.helpers.runs import small_run_overrides
+from tests.helpers.console import assert_console
+from tests.helpers.runs import heldout_subset, small_run_overrides
 from tests.helpers.processes import kill_tree
 from vstar_ray.config import load_config
 from vstar_ray.demo.kit import write_kept_pass
@@ -96,9 +98,9 @@ def test_killed_generator_actor_loses_and_duplicates_no_row(small_kit, tmp_path,
     assert result["videos"] == len(expected) and result["failed_videos"] == 0
 
 
-def _run_cmd(out: Path, kit: Path) -> list[str]:
+def _run_cmd(out: Path, kit: Path, heldout: Path) -> list[str]:
     cmd = [sys.executable, "-m", "vstar_ray", "run", "--config", "configs/demo.yaml", "--out", str(out)]
-    for item in small_run_overrides(kit) + ["train.epochs=2", "generate.batch_size=2"]:
+    for item in small_run_overrides(kit) + ["train.epochs=2", f"data.eval_manifest={heldout}"]:
         cmd += ["--set", item]
     return cmd
 
@@ -119,15 +121,16 @@ def test_sigkilled_run_resumes_with_nothing_lost_or_redone(small_kit, tmp_path):
     every video exactly once and the metrics of an uninterrupted run. (A kill inside a generation pass, and its
     resume inside the pass, is tests/test_passes.py's.)"""
     env = {**os.environ, "RAY_ADDRESS": "", "PYTHONUNBUFFERED": "1"}
+    heldout = heldout_subset(small_kit, 4, tmp_path / "heldout.parquet")
     reference = tmp_path / "reference"
-    subprocess.run(_run_cmd(reference, small_kit), check=True, env=env, capture_output=True)
+    subprocess.run(_run_cmd(reference, small_kit, heldout), check=True, env=env, capture_output=True)
 
     out = tmp_path / "interrupted"
     logs = []
     for stage, delay in (("cycle_1/train", 4.0),):
         log = open(tmp_path / f"log_{len(logs)}.txt", "w")
         logs.append(log.name)
-        cmd = _run_cmd(out, small_kit) + (["--resume"] if (out / "state.json").exists() else [])
+        cmd = _run_cmd(out, small_kit, heldout) + (["--resume"] if (out / "state.json").exists() else [])
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + 300
         while time.time() < deadline and f"{stage}: running" not in Path(log.name).read_text():
@@ -139,7 +142,7 @@ def test_sigkilled_run_resumes_with_nothing_lost_or_redone(small_kit, tmp_path):
         state = json.loads((out / "state.json").read_text())["stages"]
         assert stage not in state, f"{stage} was recorded as done although it was killed"
 
-    final = subprocess.run(_run_cmd(out, small_kit) + ["--resume"], env=env, capture_output=True, text=True)
+    final = subprocess.run(_run_cmd(out, small_kit, heldout) + ["--resume"], env=env, capture_output=True, text=True)
     assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
     assert "baseline/eval: done earlier, skipped" in final.stdout
     assert "cycle_1/generate: done earlier, skipped" in final.stdout
@@ -147,3 +150,94 @@ def test_sigkilled_run_resumes_with_nothing_lost_or_redone(small_kit, tmp_path):
     expected = pq.read_table(small_kit / "train.parquet", columns=["id"])["id"].to_pylist()
     assert sorted(ids) == sorted(expected)
     assert _metrics_without_timings(out) == _metrics_without_timings(reference)
+
+
+def _run_session_processes(sid: int) -> list:
+    import psutil
+
+    left = []
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if os.getsid(p.pid) == sid:
+                left.append(p)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return left
+
+
+def test_a_terminated_run_stops_as_ctrl_c_does_and_keeps_its_finished_stages(small_kit, tmp_path):
+    """SIGTERM is what Kubernetes, Slurm and ``ray job stop`` send. During training it once gave exit 134 and a Ray
+    C++ abort dump; now: one line saying how to resume, exit 143, the finished stages recorded, and no process of
+    the run's Ray cluster left behind."""
+    env = {**os.environ, "RAY_ADDRESS": "", "PYTHONUNBUFFERED": "1"}
+    out = tmp_path / "run"
+    log = tmp_path / "log.txt"
+    cmd = _run_cmd(out, small_kit, heldout_subset(small_kit, 4, tmp_path / "heldout.parquet"))
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while "cycle_1/train: running" not in log.read_text():
+            assert proc.poll() is None and time.time() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        time.sleep(3)  # inside the finetune: Ray Train's controller and workers are up
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            kill_tree(proc)
+    text = log.read_text()
+    assert code == 143, text[-3000:]
+    assert text.strip().splitlines()[-1] == ("vstar run: terminated (SIGTERM). Finished stages and committed rows are "
+                                             "kept. Run the same command with --resume to continue.")
+    assert_console(text)  # no Ray line, no abort dump
+    stages = json.loads((out / "state.json").read_text())["stages"]
+    assert "cycle_1/generate" in stages and "cycle_1/train" not in stages
+    deadline = time.time() + 30
+    while _run_session_processes(proc.pid) and time.time() < deadline:
+        time.sleep(0.5)
+    left = [(p, " ".join(p.cmdline()[:3])) for p in _run_session_processes(proc.pid)]
+    for p, _ in left:
+        p.kill()
+    assert not left, [name for _, name in left]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 2 MiB filesystem (tmpfs) the test can grow: ``(folder, grow)``. Skipped where mounting is not allowed
+    (not root, or a container without CAP_SYS_ADMIN)."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {(mounted.stderr or mounted.stdout).strip()}")
+    try:
+        yield folder, lambda: subprocess.run(["mount", "-o", "remount,size=64m", str(folder)], check=True)
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def test_a_full_disk_under_out_names_where_it_filled_up_and_resume_finishes(small_kit, tmp_path, small_disk):
+    """The seed model (2.9 MiB) does not fit on the 2 MiB disk: the first training checkpoint fills it. The user
+    sees one line naming the folder, the error and the space left, exit 1 (failed work, not bad input); once there
+    is space, ``--resume`` finishes from the finished stages."""
+    disk, grow = small_disk
+    env = {**os.environ, "RAY_ADDRESS": "", "PYTHONUNBUFFERED": "1"}
+    out = disk / "run"
+    cmd = _run_cmd(out, small_kit, heldout_subset(small_kit, 4, tmp_path / "heldout.parquet")) + [
+        "--set", "train.max_failures=0", "--set", "train.epochs=1"]
+    full = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert full.returncode == 1, full.stdout[-2000:] + full.stderr[-2000:]
+    last = full.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"vstar run: failed: {out / 'ray_train' / 'cycle_1'}: No space left on device ("), last
+    assert last.endswith(f"MiB free on the filesystem of {out})"), last
+    assert_console(full.stdout + full.stderr)
+    stages = json.loads((out / "state.json").read_text())["stages"]
+    assert "cycle_1/train_json" in stages and "cycle_1/train" not in stages
+
+    grow()
+    done = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "cycle_1/generate: done earlier, skipped" in done.stdout
+    assert json.loads((out / "metrics.json").read_text())["cycles"][0]["train"]["steps"] > 0

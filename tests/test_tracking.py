@@ -3,9 +3,15 @@ TensorBoard event files read back, MLflow (sqlite) and W&B (offline) runs; its s
 first's model (``train.restart_from_pretrained: false``). The run is conftest's ``lora_run``."""
 
 import json
+import os
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+
+from tests.helpers.console import assert_console
 
 
 pytestmark = pytest.mark.slow
@@ -32,6 +38,7 @@ def test_a_run_s_console_logs_and_tracking(lora_run, small_kit):
     # the console: stage lines, progress lines and the table; nothing from Ray, the libraries or warnings
     console = (proc.stdout + proc.stderr).strip().splitlines()
     assert len(console) <= 40, "\n".join(console)
+    assert_console(proc.stdout + proc.stderr)
     for noise in ("WARNING", "Warning", "Traceback", "(GeneratorActor", "RayTrainWorker", "Loading weights", "INFO"):
         assert noise not in proc.stdout + proc.stderr, noise
     assert console[-1].lstrip().startswith("2 ") and "cycle_2/train: " in proc.stdout
@@ -66,3 +73,14 @@ def test_a_run_s_console_logs_and_tracking(lora_run, small_kit):
     (records,) = (out / "wandb").glob("offline-run-*/run-*.wandb")  # wandb's own record log (protobuf)
     data = records.read_bytes()
     assert b"eval/accuracy" in data and b"train/loss" in data and b"generate/yield" in data
+
+
+def test_messages_ray_s_cluster_sends_the_driver_go_to_the_log_file(tmp_path):
+    """Ray's driver prints the raylet's messages (``WARNING: N PYTHON worker processes have been started``, ``Task
+    ... failed``) whatever ``log_to_driver`` says; vstar's console routes them to OUT/logs/vstar.log."""
+    helper = Path(__file__).parent / "helpers" / "ray_message.py"
+    proc = subprocess.run([sys.executable, str(helper), str(tmp_path)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "RAY_ADDRESS": ""})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "published" and "PYTHON worker" not in proc.stderr, proc.stdout + proc.stderr
+    assert "(raylet) WARNING: 9 PYTHON worker processes" in (tmp_path / "logs" / "vstar.log").read_text()

@@ -4,12 +4,16 @@ outcome. What each verb does is ``verbs``."""
 from __future__ import annotations
 
 import argparse
+import errno
+import shutil
 import sys
 import traceback
+from pathlib import Path
 
 from vstar_ray import verbs
 from vstar_ray.config import BENCHMARKS
-from vstar_ray.errors import InputError, WorkFailed
+from vstar_ray.errors import (InputError, Terminated, WorkFailed, cause_inside, handle_sigterm,
+                              received_sigterm)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,35 +157,58 @@ REPORT_BUG = ("This is a bug in vstar-ray, not in your input: please report it w
               "command you ran (CONTRIBUTING.md, 'Reporting a bug').")
 
 
+def _ray_failure(e: BaseException) -> str:
+    """One line for a Ray error: its first line, and where that line only announces what follows ("Training
+    failed due to worker errors:"), the exception it ends with."""
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()] or [""]
+    if lines[0].endswith(":") and len(lines) > 1:
+        return f"{type(e).__name__}: {lines[0]} ... {lines[-1]}"
+    return f"{type(e).__name__}: {lines[0]}"
+
+
+def _failed_write(e: OSError, out: str | None) -> str:
+    """``FILE: No space left on device (12 KiB free under OUT)``: where it failed, and what is left."""
+    where = f"{e.filename}: " if e.filename else (f"under {out}: " if out else "")
+    free = ""
+    if e.errno == errno.ENOSPC and out and Path(out).exists():
+        free = f" ({shutil.disk_usage(out).free / 2**20:,.1f} MiB free on the filesystem of {out})"
+    return f"{where}{e.strerror or e}{free}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 done; 2 bad input (``errors.InputError``: config, manifest, paths, a cluster too small for the
     config); 1 the work failed on the way (``errors.WorkFailed``, a Ray task that failed, a file that could not be
-    written); 130 interrupted (Ctrl-C). Anything else is a bug: its traceback, and where to report it."""
+    written); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM, handled as Ctrl-C). Anything else is a bug: its
+    traceback, and where to report it."""
     args = build_parser().parse_args(argv)
     from vstar_ray import console
 
     console.setup(getattr(args, "out", None) if args.verb in ("demo", "run", "generate", "eval") else None,
                   args.verbose)
+    handle_sigterm(install=True)
     try:
-        args.fn(args)
+        try:
+            args.fn(args)
+        except Exception as e:
+            raise cause_inside(e, (InputError, OSError)) or e
     except InputError as e:
         print(f"vstar {args.verb}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (errors.Terminated)
         again = " Run the same command with --resume to continue." if args.verb in ("run", "demo", "generate") else ""
-        print(f"\nvstar {args.verb}: interrupted. Finished stages and committed rows are kept.{again}", file=sys.stderr)
-        return 130
+        terminated = isinstance(e, Terminated) or received_sigterm()
+        what = "terminated (SIGTERM)" if terminated else "interrupted"
+        print(f"\nvstar {args.verb}: {what}. Finished stages and committed rows are kept.{again}", file=sys.stderr)
+        return 143 if terminated else 130
     except OSError as e:  # a file that could not be written (a full disk, a lost mount): the work failed
-        where = f" {e.filename}:" if e.filename else ""
-        print(f"vstar {args.verb}: failed:{where} {e.strerror or e}", file=sys.stderr)
+        print(f"vstar {args.verb}: failed: {_failed_write(e, getattr(args, 'out', None))}", file=sys.stderr)
         return 1
     except Exception as e:
         if not (isinstance(e, WorkFailed) or type(e).__module__.startswith("ray.")):
             traceback.print_exc()
             print(f"vstar {args.verb}: {REPORT_BUG}", file=sys.stderr)
             return 1
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        print(f"vstar {args.verb}: failed: {type(e).__name__}: {first}", file=sys.stderr)
+        print(f"vstar {args.verb}: failed: {_ray_failure(e)}", file=sys.stderr)
         return 1
     return 0
 

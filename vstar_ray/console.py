@@ -86,7 +86,23 @@ def quiet_ray() -> dict:
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     quiet_loggers()
+    route_ray_messages()
     return {"log_to_driver": False}
+
+
+def _ray_message_to_log(data: dict, ignore_prefix: bool = False) -> None:
+    for line in data.get("lines", []):
+        logging.getLogger("ray.driver").warning("(%s) %s", data.get("pid"), line)
+
+
+def route_ray_messages() -> None:
+    """The messages Ray's cluster sends this driver (``(raylet) WARNING: N PYTHON worker processes have been
+    started ...``, ``(raylet) Task ... failed``) go to the log file, not the console. Ray's driver thread prints them
+    with ``ray._private.worker.print_to_stdstream`` whatever ``log_to_driver`` says, and Ray has no option to route
+    them; that function is replaced for this driver (the worker-output printer, off here, binds its own copy)."""
+    import ray._private.worker as ray_worker
+
+    ray_worker.print_to_stdstream = _ray_message_to_log
 
 
 def link_ray_logs(out: Path) -> None:

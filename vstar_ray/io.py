@@ -9,6 +9,7 @@ caller names) that names the file and what is wrong with it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -35,8 +36,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as e:
+        raise named(e, path) from e
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def named(e: OSError, path: Path) -> OSError:
+    """``e`` with the file it was writing: pyarrow's and torch's write errors name none ("[errno 28] Error writing
+    bytes to file"), and a full disk must say where it filled up."""
+    if e.filename:
+        return e
+    code = e.errno or (errno.ENOSPC if "No space left" in str(e) or "errno 28" in str(e) else errno.EIO)
+    return OSError(code, os.strerror(code), str(path))
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ import math
 import os
 
 from vstar_ray.config import Config
-from vstar_ray.errors import InputError
+from vstar_ray.errors import InputError, handle_sigterm
 
 EPS = 1e-9
 # Ray keeps this many idle worker processes before it ends the rest (its default: one per CPU). A pass runs a
@@ -45,6 +45,7 @@ def init_ray(**kwargs) -> None:
         for key, value in LOCAL_TRAIN_ENV.items():
             os.environ.setdefault(key, value)
     ray.init(**{**quiet_ray(), **kwargs})
+    handle_sigterm()  # ray.init replaced the CLI's SIGTERM handler
     quiet_loggers()
 
 

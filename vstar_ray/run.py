@@ -56,15 +56,29 @@ def run(cfg: Config, out: str | Path, resume: bool = False, allow_changed_config
             tracker = Tracker(cfg, out)
             try:
                 record = cycles(cfg, out, RunState(out), pool, tracker, train, heldout, resume)
-            finally:  # which processes served this invocation: one per actor, each model loaded in place
-                tracker.close()
-                history = read_json(out / GENERATORS) if (out / GENERATORS).exists() else []
-                atomic_write_json(out / GENERATORS, history + [{"started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                                                "processes": pool.processes()}])
+            except BaseException:
+                _close(out, pool, tracker, failing=True)
+                raise
+            _close(out, pool, tracker, failing=False)
         record.write(out / "metrics.json")
         report.write(out, record)
     print(report.table(record), flush=True)
     return record
+
+
+def _close(out: Path, pool: GeneratorPool, tracker, failing: bool) -> None:
+    """Close the trackers and record which processes served this invocation (one per actor, each model loaded in
+    place). After a failure, a failure here (the disk that filled up) is noted and the first error is what the
+    user sees."""
+    try:
+        tracker.close()
+        history = read_json(out / GENERATORS) if (out / GENERATORS).exists() else []
+        atomic_write_json(out / GENERATORS, history + [{"started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                                        "processes": pool.processes()}])
+    except Exception as e:
+        if not failing:
+            raise
+        say(f"note: could not record {out / GENERATORS} after the failure below: {e}")
 
 
 def cycles(cfg: Config, out: Path, state: RunState, pool: GeneratorPool, tracker, train: str, heldout: str,

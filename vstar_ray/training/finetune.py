@@ -20,8 +20,8 @@ from pathlib import Path
 
 from vstar_ray.config import Config
 from vstar_ray.console import FileWatcher, Progress
-from vstar_ray.errors import WorkFailed
-from vstar_ray.io import atomic_dir
+from vstar_ray.errors import WorkFailed, cause_inside
+from vstar_ray.io import atomic_dir, named
 from vstar_ray.results import TrainResult
 from vstar_ray.training.loop import STEPS_FILE, TRAINER_STATE, TrainJob, train_loop
 from vstar_ray.training.rows import count_trained, training_dataset
@@ -78,6 +78,11 @@ def finetune(
     try:
         with FileWatcher(lambda: _last_step(steps_file), show):
             result = trainer.fit()
+    except Exception as e:  # a checkpoint that could not be written (a full disk): name the folder
+        failed = cause_inside(e, (OSError,))
+        if failed is None:
+            raise
+        raise named(failed, Path(storage_dir) / name) from e
     finally:
         bar.close()
     if result.checkpoint is None:
