@@ -11,7 +11,7 @@ import traceback
 from pathlib import Path
 
 from vstar_ray import verbs
-from vstar_ray.config import BENCHMARKS
+from vstar_ray.config_eval import BENCHMARKS
 from vstar_ray.errors import (InputError, Terminated, WorkFailed, cause_inside, handle_sigterm,
                               received_sigterm)
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from vstar_ray.config import JudgeConfig
+from vstar_ray.config_eval import JudgeConfig
 from vstar_ray.errors import InputError
 from vstar_ray.io import atomic_write_json
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import ray
 
-from vstar_ray.config import JudgeConfig
+from vstar_ray.config_eval import JudgeConfig
 from vstar_ray.errors import WorkFailed
 from vstar_ray.evaluation.judge import JudgeReply, JudgeRequest, JudgeStats, OpenAIBackend, sampling
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from vstar_ray.config import BenchmarkSpec, Config, JudgeConfig
+from vstar_ray.config import Config
+from vstar_ray.config_eval import BenchmarkSpec, JudgeConfig
 from vstar_ray.errors import InputError
 from vstar_ray.evaluation.benchmark import BenchmarkResult
 from vstar_ray.evaluation.heldout import held_out
