@@ -73,3 +73,12 @@ def test_values_out_of_range_name_the_key(override, match):
                                   "configs/videollava_7b_kinetics.yaml", "configs/vstar1m_videollava_7b.yaml", None])
 def test_shipped_configs_are_in_range(path):
     load_config(path)
+
+
+def test_the_frame_cache_takes_yaml_s_off_and_names_a_bad_value():
+    assert load_config(None, ["data.frame_cache=off"]).data.frame_cache == "off"  # YAML reads off as false
+    assert load_config(None, []).data.frame_cache == "run" and load_config(None, []).data.frame_cache_format == "lz4"
+    with pytest.raises(ConfigError, match=r"data.frame_cache: expected a string, got True"):
+        load_config(None, ["data.frame_cache=true"])
+    with pytest.raises(ConfigError, match=r"data.frame_cache_format: expected one of"):
+        load_config(None, ["data.frame_cache_format=webp"])

@@ -40,3 +40,26 @@ def test_train_json_and_the_trainer_s_dataset_hold_the_configured_prompt(style, 
     assert sorted(r["conversations"][0]["value"].removeprefix("<video>\n") for r in records) == expected
     assert sorted(str(r["prompt"]) for r in rows) == expected
     assert n == len(rows) == count_trained(cfg, generated, final_cycle=False)
+
+
+@pytest.mark.slow
+def test_training_reads_the_frames_the_pass_decoded_byte_for_byte(small_kit, tmp_path, ray_local):
+    """With ``data.frame_cache``, the decode stage of a pass stores each clip; the trainer's dataset reads the same
+    clips from the cache (no decode), every epoch, and gets exactly the frames the answers were generated from."""
+    import hashlib
+
+    from vstar_ray.data.decode import decoded, read_manifest
+    from vstar_ray.demo.kit import write_kept_pass
+
+    generated = write_kept_pass(small_kit, tmp_path / "generated")
+    cfg = load_config("configs/demo.yaml", ["demo_kit=", f"model.path={small_kit}/seed",
+                                            f"data.frame_cache={tmp_path / 'cache'}"])
+    passed = decoded(cfg, read_manifest(cfg, str(small_kit / "train.parquet")), str(small_kit)).take_all()
+    assert {r["frames_from"] for r in passed} == {"file"} and not any(r["error"] for r in passed)
+    digest = lambda frames: hashlib.sha256(frames.tobytes()).hexdigest()  # noqa: E731
+    pass_frames = {digest(r["frames"]) for r in passed}
+    dataset = training_dataset(cfg, generated, str(small_kit / "train.parquet"), final_cycle=False)
+    for _ in range(2):  # two epochs: Ray Data runs the chain again, and reads the cache again
+        rows = dataset.take_all()
+        assert rows and {r["frames_from"] for r in rows} == {"cache"}
+        assert {digest(r["frames"]) for r in rows} <= pass_frames

@@ -241,7 +241,8 @@ def plan(cfg: Config, gpus: int, a: Assumptions) -> str:
              f"{', LoRA r=' + str(cfg.train.lora_r) if cfg.train.lora else ''}); config: {shape.source}",
              f"clip: {cfg.data.num_frames} frames of {cfg.data.frame_size} px = {shape.video_tokens} video tokens "
              f"({shape.vision_patches} vision patches)",
-             f"videos: {videos:,} to train on ({videos_from}), {eval_videos:,} held out ({eval_from})", "",
+             f"videos: {videos:,} to train on ({videos_from}), {eval_videos:,} held out ({eval_from})",
+             cache_line(cfg, videos + eval_videos), "",
              f"## Training memory per GPU (FSDP2 over train.num_workers={cfg.train.num_workers}, "
              f"micro-batch train.batch_size={cfg.train.batch_size})", "",
              "| activation checkpointing | model states | activations (text / vision / logits) | overhead | total | "
@@ -270,6 +271,20 @@ def plan(cfg: Config, gpus: int, a: Assumptions) -> str:
     lines += ["", "assumptions (--assume key=value): "
               + ", ".join(f"{f.name}={getattr(a, f.name)}" for f in dataclasses.fields(Assumptions))]
     return "\n".join(lines) + "\n"
+
+
+def cache_line(cfg: Config, clips: int) -> str:
+    """What ``data.frame_cache`` will hold: every clip of the run once (data/frame_cache.py)."""
+    from vstar_ray.data.frame_cache import FORMATS, size_bytes
+
+    d = cfg.data
+    if d.frame_cache == "off":
+        return "frame cache: off (data.frame_cache); every pass, epoch and eval decodes its clips again"
+    where = "OUT/frame_cache" if d.frame_cache == "run" else d.frame_cache
+    sizes = {f: size_bytes(clips, d.num_frames, d.frame_size, f) / GIB for f in FORMATS}
+    other = ", ".join(f"{f}: {g:,.1f} GiB" for f, g in sizes.items() if f != d.frame_cache_format)
+    return (f"frame cache: {clips:,} clips in {where}, about {sizes[d.frame_cache_format]:,.1f} GiB as "
+            f"{d.frame_cache_format} ({other}); delete the folder to empty it")
 
 
 def gpus_default(cfg: Config) -> int:

@@ -75,6 +75,14 @@ class Counts(Record):
         return Counts(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Counts)})
 
 
+def frame_counts(table: pa.Table) -> dict:
+    """Where a pass's frames came from (``data.decode.SOURCE_COLUMNS``): ``decoded`` from the video files,
+    ``cache_hits`` from ``data.frame_cache``, ``cache_damaged`` entries that did not verify and were decoded again."""
+    sources = table["frames_from"].to_pylist() if "frames_from" in table.column_names else []
+    damaged = int(pc.sum(table["cache_damaged"]).as_py() or 0) if "cache_damaged" in table.column_names else 0
+    return {"decoded": sources.count("file"), "cache_hits": sources.count("cache"), "cache_damaged": damaged}
+
+
 @dataclass
 class PassSummary(Counts):
     """A finished generation or evaluation pass (``generation.pipeline.summarize``)."""
@@ -87,6 +95,7 @@ class PassSummary(Counts):
     seconds: float = 0.0
     resumed_rows: int = 0  # rows a killed run of this pass had committed, kept on --resume
     dropped_shards: int = 0  # committed shards found unreadable (checksum, truncation) on resume: rows made again
+    frames: dict = field(default_factory=dict)  # frame_counts(): clips decoded from files, read from the frame cache
     # "verify_colour (my_verifiers.py:7): ZeroDivisionError" -> rows a verifier plug-in raised on (counted failed)
     plugin_errors: dict = field(default_factory=dict)
 
@@ -104,7 +113,8 @@ class PassSummary(Counts):
                    accuracy=round(counts.kept_direct / counts.generated, 4) if counts.generated else 0.0,
                    busy_seconds=busy_seconds, nodes=nodes, generator_busy=generator_busy, by_source=by_source,
                    seconds=round(seconds, 2), resumed_rows=resumed_rows, dropped_shards=dropped_shards,
-                   plugin_errors=dict(collections.Counter(k for k in kinds if k).most_common()))
+                   plugin_errors=dict(collections.Counter(k for k in kinds if k).most_common()),
+                   frames=frame_counts(table))
 
     def line(self, name: str) -> str:
         return (f"{name}: {self.videos} videos, kept {self.kept_direct} direct + {self.kept_rationalized} rationalized "
@@ -128,7 +138,7 @@ class TrainJson(Record):
 
 TRAIN_FIGURES = ("steps", "samples", "loss_first", "loss_last", "samples_per_s", "tokens_per_s", "answers_truncated",
                  "samples_too_long", "resumed_from_epoch", "precision", "activation_checkpointing",
-                 "accumulation_steps")
+                 "accumulation_steps", "decoded", "cache_hits")
 
 
 @dataclass
@@ -148,6 +158,8 @@ class TrainResult(Record):
     precision: str | None = None
     activation_checkpointing: bool | None = None
     accumulation_steps: int | None = None
+    decoded: int | None = None  # clips decoded from video files over every epoch, all workers
+    cache_hits: int | None = None  # clips read from the frame cache, likewise
     epoch: int | None = None
     node_ids: list = field(default_factory=list)
     seconds: float = 0.0
@@ -173,6 +185,7 @@ class EvalResult(Record):
     judged: dict | None = None
     nodes: dict = field(default_factory=dict)  # stage -> node ids of the eval pass
     benchmarks: dict = field(default_factory=dict)  # label -> evaluation.benchmark.BenchmarkResult (as JSON)
+    frames: dict = field(default_factory=dict)  # PassSummary.frames of the held-out pass
     seconds: float = 0.0
 
     def by_type(self) -> dict[str, dict]:
@@ -204,6 +217,7 @@ class CycleRecord(Counts):
     judged: dict | None = None  # EvalResult.judged (eval.protocol: paper)
     benchmarks: dict = field(default_factory=dict)  # EvalResult.benchmarks
     plugin_errors: dict = field(default_factory=dict)  # PassSummary.plugin_errors of the cycle's generation
+    frames: dict = field(default_factory=dict)  # {"generate": PassSummary.frames, "eval": EvalResult.frames}
 
     @classmethod
     def of_stages(cls, k: int, gen: PassSummary, trained: TrainResult, ev: EvalResult,
@@ -218,10 +232,12 @@ class CycleRecord(Counts):
             generator_busy=gen.generator_busy,
             nodes={**{f"generate.{s}": v for s, v in gen.nodes.items()},
                    **{f"eval.{s}": v for s, v in ev.nodes.items()}, "train": trained.node_ids},
-            train=trained.figures(), judged=ev.judged, benchmarks=ev.benchmarks, plugin_errors=gen.plugin_errors)
+            train=trained.figures(), judged=ev.judged, benchmarks=ev.benchmarks, plugin_errors=gen.plugin_errors,
+            frames={"generate": gen.frames, "eval": ev.frames})
 
     def eval_result(self) -> EvalResult:
-        return EvalResult(accuracy=self.eval_accuracy, scores=self.eval, judged=self.judged, benchmarks=self.benchmarks)
+        return EvalResult(accuracy=self.eval_accuracy, scores=self.eval, judged=self.judged, benchmarks=self.benchmarks,
+                          frames=self.frames.get("eval", {}))
 
     def line(self) -> str:
         return (f"cycle {self.cycle}: kept {self.kept_direct} direct + {self.kept_rationalized} rationalized of "
@@ -239,7 +255,7 @@ class RunRecord(Record):
         base = self.baseline
         baseline: dict[str, Any] = {"eval_accuracy": base.accuracy, "eval": base.scores, "videos": base.videos,
                                     "failed_videos": base.failed_videos, "nodes": base.nodes, "seconds": base.seconds,
-                                    "judged": base.judged, "benchmarks": base.benchmarks}
+                                    "judged": base.judged, "benchmarks": base.benchmarks, "frames": base.frames}
         return {"baseline": baseline, "cycles": [c.to_json() for c in self.cycles]}
 
     @classmethod
@@ -248,7 +264,7 @@ class RunRecord(Record):
         baseline = EvalResult(accuracy=b["eval_accuracy"], videos=b.get("videos", 0),
                               failed_videos=b.get("failed_videos", 0), scores=b.get("eval", {}),
                               nodes=b.get("nodes", {}), judged=b.get("judged"), benchmarks=b.get("benchmarks", {}),
-                              seconds=b.get("seconds", 0.0))
+                              seconds=b.get("seconds", 0.0), frames=b.get("frames", {}))
         return cls(baseline, [CycleRecord.from_json(c) for c in data["cycles"]])
 
     def accuracies(self) -> list[float]:

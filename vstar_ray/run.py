@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from vstar_ray import preflight, report
-from vstar_ray.config import Config, ConfigError
+from vstar_ray.config import Config, ConfigError, with_frame_cache
 from vstar_ray.console import link_ray_logs, say
 from vstar_ray.data.sources import mix
 from vstar_ray.evaluation.suites import evaluate
@@ -48,6 +48,7 @@ def run(cfg: Config, out: str | Path, resume: bool = False, allow_changed_config
         changes = record_config(out, cfg, resume, allow_changed_config)
         if changes:
             say(f"note: continuing with a changed config ({'; '.join(changes)}); see config_history/")
+        cfg = with_frame_cache(cfg, out)
         train, heldout = (mix(getattr(cfg.data, f"{split}_manifest"), out / "data" / f"{split}.parquet",
                               cfg.data.video_root, cfg.seed) for split in ("train", "eval"))
         init_ray()

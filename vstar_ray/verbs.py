@@ -8,7 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from vstar_ray.config import BenchmarkSpec, ConfigError, load_config
+from vstar_ray.config import ConfigError, load_config, with_frame_cache
+from vstar_ray.config_eval import BenchmarkSpec
 from vstar_ray.errors import InputError
 from vstar_ray.io import atomic_write_json, make_dir
 from vstar_ray.resources import init_ray
@@ -70,7 +71,8 @@ def generate(args: argparse.Namespace) -> None:
         raise ConfigError(f"{out}/generated already exists: choose another --out")
     make_dir(out, "the output folder")
     init_ray()
-    summary = run_pass(cfg, args.manifest, args.model, out / "generated", "train", resume=args.resume).to_json()
+    summary = run_pass(with_frame_cache(cfg, out), args.manifest, args.model, out / "generated", "train",
+                       resume=args.resume).to_json()
     atomic_write_json(out / "metrics.json", summary)
     print(json.dumps(summary, indent=2))
 

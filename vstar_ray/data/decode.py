@@ -11,11 +11,15 @@ import ray
 
 from vstar_ray.config import Config
 from vstar_ray.data.decode_worker import decode_with_timeout
+from vstar_ray.data.frame_cache import CorruptEntry, entry_key, open_cache
 from vstar_ray.data.manifest import resolve_video
 from vstar_ray.data.video import DecodeError
 from vstar_ray.verify import RecordError
 
 VIDEO_COLUMNS = ("frames", "fps", "frame_index", "clip_frames")  # what decode_batch adds; dropped before writing
+# also added, and kept in a pass's rows: where the frames came from ("file": decoded; "cache": data.frame_cache;
+# "" when the clip failed), and whether a cache entry was found damaged and decoded again
+SOURCE_COLUMNS = ("frames_from", "cache_damaged")
 ROWS_PER_DECODE_TASK_BATCHES = 4  # decode batches per input block (one decode task each)
 
 
@@ -44,11 +48,13 @@ def read_manifest(cfg: Config, path: str, columns: list[str] | None = None) -> r
 
 def decode_batch(
     batch: dict[str, np.ndarray], video_root: str, num_frames: int, size: int, timeout_s: float = 0.0,
-    folder_fps: float = 0.0,
+    folder_fps: float = 0.0, frame_cache: str = "", frame_cache_format: str = "lz4",
 ) -> dict[str, np.ndarray]:
     """Adds ``frames`` (B, T, size, size, 3), their timing (``fps``, ``frame_index`` (B, T) within the clip,
-    ``clip_frames``) and ``error`` ('' when decoded). A bad file never raises; with ``timeout_s`` > 0 a clip is
-    decoded in a child process that is killed when it takes longer."""
+    ``clip_frames``), ``error`` ('' when decoded) and ``SOURCE_COLUMNS``. A bad file never raises; with
+    ``timeout_s`` > 0 a clip is decoded in a child process that is killed when it takes longer. With
+    ``frame_cache`` (a folder or URI) a clip is read from there when an entry verifies, else decoded, stored, and
+    used as the entry holds it; a cache that cannot be written (a full disk) fails the task, naming the file."""
     start = time.perf_counter()
     n = len(batch["id"])
     frames = np.zeros((n, num_frames, size, size, 3), dtype=np.uint8)
@@ -56,19 +62,42 @@ def decode_batch(
     frame_index = np.zeros((n, num_frames), dtype=np.int64)
     clip_frames = np.zeros(n, dtype=np.int64)
     errors = [""] * n
+    frames_from = [""] * n
+    damaged = np.zeros(n, dtype=bool)
+    cache = open_cache(frame_cache, frame_cache_format) if frame_cache else None
     starts = batch.get("start", np.full(n, np.nan))
     ends = batch.get("end", np.full(n, np.nan))
     for i in range(n):
+        key = ""
         try:
             path = resolve_video(str(batch["video"][i]), video_root)
             clip_start = None if starts[i] is None or np.isnan(starts[i]) else float(starts[i])
             clip_end = None if ends[i] is None or np.isnan(ends[i]) else float(ends[i])
-            clip = decode_with_timeout(path, num_frames, size, clip_start, clip_end, timeout_s, folder_fps)
-            frames[i], fps[i], frame_index[i], clip_frames[i] = (clip.frames, clip.fps, clip.frame_indices,
-                                                                  clip.clip_frames)
-        except (DecodeError, RecordError, OSError) as e:
+            key = entry_key(path, clip_start, clip_end, num_frames, size, folder_fps, cache.fmt) if cache else ""
+        except (RecordError, OSError) as e:  # a path outside the root, a missing file
             errors[i] = f"decode failed: {e}"
+            continue
+        clip = None
+        if cache:
+            try:
+                clip = cache.get(key)
+            except CorruptEntry:
+                damaged[i] = True
+        if clip is not None:
+            frames_from[i] = "cache"
+        else:
+            try:
+                clip = decode_with_timeout(path, num_frames, size, clip_start, clip_end, timeout_s, folder_fps)
+            except (DecodeError, RecordError, OSError) as e:
+                errors[i] = f"decode failed: {e}"
+                continue
+            frames_from[i] = "file"
+            if cache:
+                clip = cache.put(key, clip)  # the frames as every later reader gets them
+        frames[i], fps[i], frame_index[i], clip_frames[i] = clip.frames, clip.fps, clip.frame_indices, clip.clip_frames
     batch["frames"] = frames
+    batch["frames_from"] = np.array(frames_from, dtype=object)
+    batch["cache_damaged"] = damaged
     batch["fps"], batch["frame_index"], batch["clip_frames"] = fps, frame_index, clip_frames
     batch["error"] = np.array(errors, dtype=object)
     batch["decode_s"] = np.full(n, (time.perf_counter() - start) / max(n, 1))
@@ -83,7 +112,9 @@ def decoded(cfg: Config, ds: ray.data.Dataset, video_root: str, wrap=None) -> ra
     return ds.map_batches(
         wrap(decode_batch) if wrap else decode_batch,
         fn_kwargs=dict(video_root=video_root, num_frames=data.num_frames, size=data.frame_size,
-                       timeout_s=data.decode_timeout_s, folder_fps=data.frame_folder_fps),
+                       timeout_s=data.decode_timeout_s, folder_fps=data.frame_folder_fps,
+                       frame_cache="" if data.frame_cache in ("off", "run") else data.frame_cache,
+                       frame_cache_format=data.frame_cache_format),
         batch_size=data.decode_batch_size,
         num_cpus=data.decode_num_cpus,
         scheduling_strategy="SPREAD",  # decode across nodes

@@ -18,6 +18,10 @@ import numpy as np
 from PIL import Image
 
 
+# what ``data.frame_cache`` keys on besides the decoders' versions: change it when the sampling or the resize changes
+SAMPLING_RULE = "segment centres; PIL bilinear resize to a square; decord, then PyAV"
+
+
 class DecodeError(RuntimeError):
     pass
 

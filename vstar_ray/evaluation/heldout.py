@@ -164,4 +164,5 @@ def held_out(cfg, manifest: str, model: str, folder: Path, report_name: str = "e
         text += "\n" + judged_markdown(judged)
     atomic_write_text(folder / report_name, text)
     return EvalResult(accuracy=summary.accuracy, videos=summary.videos, failed_videos=summary.failed_videos,
-                      scores=scores, judged=judged, nodes=summary.nodes, seconds=summary.seconds)
+                      scores=scores, judged=judged, nodes=summary.nodes, seconds=summary.seconds,
+                      frames=summary.frames)

@@ -39,7 +39,7 @@ from vstar_ray.generation.stages import (SHARD_PREFIX, STAGES, commit_batch, cou
                                          pass_stages, stage, verify_batch)
 from vstar_ray.generation.watch import PassStalled, execute, generator_busy
 from vstar_ray.io import TEMPORARY, atomic_dir, replace_dir
-from vstar_ray.results import PassSummary
+from vstar_ray.results import PassSummary, frame_counts
 from vstar_ray.verify import load_thresholds
 from vstar_ray.verify.plugins import resolve as plugin_specs
 
@@ -209,5 +209,5 @@ def summarize(out_dir: str | Path, wall_s: float = 0.0, resumed_rows: int = 0, c
         failed = int(pc.sum(pc.not_equal(table["error"], "")).as_py() or 0)
         return PassSummary(videos=table.num_rows, failed_videos=failed, busy_seconds=busy, nodes=nodes,
                            generator_busy=generator_busy(calls), seconds=round(wall_s, 2), resumed_rows=resumed_rows,
-                           dropped_shards=dropped_shards)
+                           dropped_shards=dropped_shards, frames=frame_counts(table))
     return PassSummary.of_pass(table, busy, nodes, generator_busy(calls), wall_s, resumed_rows, dropped_shards)

@@ -61,6 +61,7 @@ class Worker:
     losses: list = field(default_factory=list)
     samples: int = 0
     tokens: int = 0
+    frames: list = field(default_factory=lambda: [0, 0])  # clips decoded, read from the cache: every epoch, all workers
     started: float = field(default_factory=time.time)
     node_ids: list = field(default_factory=list)
 
@@ -84,6 +85,7 @@ def train_loop(config: dict) -> None:
     worker = setup(config["job"])
     for epoch in range(worker.first_epoch, worker.job.cfg.train.epochs):
         cut = run_epoch(worker, epoch)
+        worker.frames = [worker.frames[0] + int(cut[2]), worker.frames[1] + int(cut[3])]
         report(worker, epoch, cut)
     if dist.is_initialized():
         dist.barrier()
@@ -141,19 +143,21 @@ def setup(job: TrainJob) -> Worker:
 
 def run_epoch(worker: Worker, epoch: int) -> torch.Tensor:
     """One pass over the worker's shard; returns the epoch's counts over all workers ``[answers truncated,
-    samples too long]``."""
+    samples too long, clips decoded from files, clips read from the frame cache]``."""
     import ray.train
     import torch.distributed as dist
 
     t = worker.job.cfg.train
-    cut = torch.zeros(2, dtype=torch.int64)
+    cut = torch.zeros(4, dtype=torch.int64)
     pending = []
     for batch in ray.train.get_dataset_shard("train").iter_batches(batch_size=t.batch_size, batch_format="numpy"):
         metadata = [models.video_metadata(f, i, c)
                     for f, i, c in zip(batch["fps"], batch["frame_index"], batch["clip_frames"])]
         pending.append(models.training_batch(worker.processor, list(batch["frames"]), list(batch["prompt"]),
                                              list(batch["kept_answer"]), t.max_length, metadata))
-        cut += torch.tensor([pending[-1].truncated, pending[-1].too_long])
+        sources = list(batch["frames_from"])
+        cut += torch.tensor([pending[-1].truncated, pending[-1].too_long, sources.count("file"),
+                             sources.count("cache")])
         if len(pending) == worker.accumulate:
             take_step(worker, pending, epoch)
             pending = []
@@ -192,6 +196,8 @@ def report(worker: Worker, epoch: int, cut: torch.Tensor) -> None:
         "tokens_per_s": worker.tokens * worker.world / elapsed,
         "answers_truncated": int(cut[0]),
         "samples_too_long": int(cut[1]),
+        "decoded": worker.frames[0],
+        "cache_hits": worker.frames[1],
         "resumed_from_epoch": worker.first_epoch,
         "precision": worker.precision,
         "activation_checkpointing": train_step.activation_checkpointing(t),

@@ -146,4 +146,4 @@ def training_dataset(cfg: Config, generated_dir: str | Path, manifest: str, fina
     ds = decoded(cfg, ds, video_root_for(manifest, cfg.data.video_root))
     # every op states its CPUs: the default (1) may exceed what the training workers leave to Ray Data
     ds = ds.filter(lambda row: not row["error"], num_cpus=cfg.verify.num_cpus)
-    return ds.select_columns([*VIDEO_COLUMNS, "prompt", "kept_answer"], num_cpus=cfg.verify.num_cpus)
+    return ds.select_columns([*VIDEO_COLUMNS, "frames_from", "prompt", "kept_answer"], num_cpus=cfg.verify.num_cpus)
