@@ -263,9 +263,9 @@ def real_manifests(realdata, tmp_path_factory):
 def test_a_family_runs_a_cycle_and_its_checkpoints_reload(family, family_root, real_manifests, ray_local, tmp_path):
     """``vstar run``: baseline eval, a generation pass, a finetune of the whole model on every direct answer (a random
     model verifies none) and the held-out eval of the new checkpoint; then a LoRA finetune of the same answers. Both
-    checkpoints reload through from_pretrained and differ from the seed. Qwen2-VL (the demo's family) trains on 2
-    workers with FSDP2, and also takes a LoRA finetune on Ray Train; the others train on one worker (what FSDP2
-    shards of each family, and a LoRA step, save and reload of each, are checked in process, fast)."""
+    checkpoints reload through from_pretrained and differ from the seed. Qwen2-VL (the demo's family) generates on 2
+    actors, trains on 2 workers with FSDP2, and also takes a LoRA finetune on Ray Train; the others use one of each
+    (what FSDP2 shards of each family, and a LoRA step, save and reload of each, are checked in process, fast)."""
     from vstar_ray.cli import main
     from vstar_ray.config import load_config
     from vstar_ray.training.finetune import finetune
@@ -276,7 +276,8 @@ def test_a_family_runs_a_cycle_and_its_checkpoints_reload(family, family_root, r
                  "train_on=unfiltered", "rationalize=false", f"data.frame_size={tiny_families.TEST_FRAME_SIZE[family]}",
                  "data.decode_batch_size=2", "generate.batch_size=2", "generate.max_new_tokens=8", "train.epochs=1",
                  "train.batch_size=1", "train.lr=1e-3", "train.max_length=512",
-                 f"train.num_workers={2 if family == 'qwen2_vl' else 1}"]
+                 f"train.num_workers={2 if family == 'qwen2_vl' else 1}",
+                 f"generate.max_actors={2 if family == 'qwen2_vl' else 1}"]
     args = ["run", "--config", "configs/demo.yaml", "--out", str(tmp_path / "run")]
     for item in overrides:
         args += ["--set", item]

@@ -97,12 +97,26 @@ class Tracker:
         self._scalars(cycle_scalars(record), record.cycle)
 
     def close(self) -> None:
-        if self.tb is not None:
+        """Close every tracker, each one even when another fails (a full disk); then raise the first failure."""
+        closers = [self._close_tensorboard] if self.tb is not None else []
+        closers += [self.wandb.finish] if self.wandb is not None else []
+        closers += [self.mlflow.end_run] if self.mlflow is not None else []
+        failures = []
+        for close in closers:
+            try:
+                close()
+            except Exception as e:  # noqa: BLE001  (raised below, after the others closed)
+                failures.append(e)
+        if failures:
+            raise failures[0]
+
+    def _close_tensorboard(self) -> None:
+        try:
             self.tb.close()
-        if self.wandb is not None:
-            self.wandb.finish()
-        if self.mlflow is not None:
-            self.mlflow.end_run()
+        except OSError:  # its last flush failed: tensorboardX would retry at exit and print a traceback
+            for writer in (self.tb.all_writers or {}).values():
+                writer.event_writer._closed = True  # noqa: SLF001
+            raise
 
 
 def _run_id(out: Path, backend: str, create: bool = True) -> str | None:

@@ -10,6 +10,9 @@ CONSOLE_LINE = re.compile("|".join([
     r"[- ]+",
     r" *(seed|\d+) .*",
     r"vstar \w+: (failed|terminated|interrupted|error)\b.*",  # the last line of a failed or stopped command
+    r"wrote /.*",                                 # what a finished command wrote
+    r"# \w.*|\|.*\||- .*|!\[.*\]\(.*\)",       # a markdown result it prints (vstar demo --variants: ablations.md)
+    r"Held-out accuracy of the seed model .*",
     r"",
 ]))
 
