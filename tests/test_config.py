@@ -82,3 +82,13 @@ def test_the_frame_cache_takes_yaml_s_off_and_names_a_bad_value():
         load_config(None, ["data.frame_cache=true"])
     with pytest.raises(ConfigError, match=r"data.frame_cache_format: expected one of"):
         load_config(None, ["data.frame_cache_format=webp"])
+
+
+@pytest.mark.parametrize("given,resolved", [("run", "{out}/frame_cache"), ("off", "off"), ("cache", "{cwd}/cache"),
+                                            ("s3://bucket/cache", "s3://bucket/cache")])
+def test_the_frame_cache_location_is_resolved_before_ray_s_workers_see_it(given, resolved, tmp_path, monkeypatch):
+    from vstar_ray.config import with_frame_cache
+
+    monkeypatch.chdir(tmp_path)
+    cfg = with_frame_cache(load_config(None, [f"data.frame_cache={given}"]), "out")
+    assert cfg.data.frame_cache == resolved.format(out=tmp_path / "out", cwd=tmp_path)

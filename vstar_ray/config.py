@@ -257,10 +257,13 @@ def save_config(cfg: Config, path: str | os.PathLike) -> None:
 
 
 def with_frame_cache(cfg: Config, out: str | os.PathLike) -> Config:
-    """``data.frame_cache: run`` resolved to ``OUT/frame_cache`` for a command that writes ``out``."""
-    if cfg.data.frame_cache != "run":
+    """``data.frame_cache`` for a command that writes ``out``: ``run`` as ``OUT/frame_cache``, a relative folder
+    made absolute here (Ray's workers do not share the driver's working directory), a URI or ``off`` as given."""
+    location = cfg.data.frame_cache
+    if location == "off" or "://" in location:
         return cfg
-    folder = os.path.join(os.path.abspath(os.path.expanduser(str(out))), "frame_cache")
+    folder = os.path.join(str(out), "frame_cache") if location == "run" else location
+    folder = os.path.abspath(os.path.expanduser(folder))
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, frame_cache=folder))
 
 
