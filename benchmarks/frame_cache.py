@@ -5,6 +5,7 @@
     throughput  the decode stage of a pass or an epoch (Ray Data, local cluster) over a decode-bound manifest:
                 the real videos repeated to --rows rows, each row its own clip window; cache off against a warm
                 cache, alternated A/B/A/B
+    stages      a whole generation pass and a 3-epoch finetune over that manifest (the demo's seed model)
 
     python benchmarks/frame_cache.py --sections decoders formats throughput --rows 256
 """
@@ -109,7 +110,8 @@ def formats(videos: list[Path], frames: int, size: int) -> None:
             rows[name]["mean"].append(float(error.mean()))
     print(f"\n{len(videos)} clips of {frames} frames at {size} px; decoding the source: median "
           f"{statistics.median(source) * 1000:,.1f} ms (max {max(source) * 1000:,.0f} ms)\n")
-    print("| format | KiB per clip (median) | read ms (median) | read vs decode (median ratio) | pixel error max / mean |")
+    print("| format | KiB per clip (median) | read ms (median) | read vs decode (median ratio) "
+          "| pixel error max / mean |")
     print("|---|---|---|---|---|")
     for name, r in rows.items():
         ratio = statistics.median(s / max(d, 1e-9) for s, d in zip(source, r["read"]))
@@ -160,10 +162,57 @@ def throughput(videos: list[Path], frames: int, size: int, rows: int, rounds: in
         shutil.rmtree(work, ignore_errors=True)
 
 
+def stages(videos: list[Path], rows: int, rounds: int) -> None:
+    """A generation pass (what cycle 2 runs) and a finetune of 3 epochs over the decode-bound manifest, with the
+    demo's seed model at the demo's 56 px: cache off against a cache the first pass filled, alternated."""
+    import pyarrow.parquet as pq
+
+    from vstar_ray.config import load_config
+    from vstar_ray.data.manifest import write_manifest
+    from vstar_ray.demo.kit import ensure_kit
+    from vstar_ray.generation.pipeline import run_pass
+    from vstar_ray.resources import init_ray
+    from vstar_ray.training.finetune import finetune
+
+    kit = ensure_kit(os.path.expanduser(os.environ.get("VSTAR_DEMO_KIT", "~/.cache/vstar-ray/demo-kit")))
+    source = pq.read_table(kit / "train.parquet").to_pylist()
+    work = Path(tempfile.mkdtemp(prefix="frame_cache_stages_"))
+    try:
+        manifest = work / "manifest.parquet"
+        write_manifest([{**source[i % len(source)], "id": f"r{i:04d}", "video": str(videos[i % len(videos)]),
+                         "start": 0.001 * (i // len(videos)), "end": None} for i in range(rows)], manifest)
+        init_ray(num_cpus=os.cpu_count(), include_dashboard=False)
+        base = ["demo_kit=", f"model.path={kit}/seed", f"verify.thresholds={kit}/thresholds.yaml",
+                "generate.max_new_tokens=32", "train_on=unfiltered", "train.epochs=3", "train.num_workers=1",
+                "rationalize=false"]
+        configs = {"off": load_config("configs/demo.yaml", base + ["data.frame_cache=off"]),
+                   "cache": load_config("configs/demo.yaml", base + [f"data.frame_cache={work / 'cache'}"])}
+        run_pass(configs["cache"], str(manifest), f"{kit}/seed", work / "fill", "train")  # what cycle 1 does
+        figures: dict = {k: {"pass": [], "train": []} for k in configs}
+        for r in range(rounds):
+            for name, cfg in configs.items():
+                summary = run_pass(cfg, str(manifest), f"{kit}/seed", work / f"pass_{name}_{r}", "train")
+                figures[name]["pass"].append(rows / summary.seconds)
+                trained = finetune(cfg, work / f"pass_{name}_{r}", str(manifest), f"{kit}/seed",
+                                   work / f"ckpt_{name}_{r}", work / "ray_train", final_cycle=False, name=f"{name}_{r}")
+                figures[name]["train"].append(trained.samples_per_s)
+                print(f"{name} round {r}: pass {figures[name]['pass'][-1]:.1f} rows/s ({summary.frames}), "
+                      f"finetune {trained.samples_per_s:.1f} samples/s (decoded {trained.decoded}, "
+                      f"cache hits {trained.cache_hits})", flush=True)
+        print(f"\n{rows} rows, the demo seed at 56 px, 3 epochs, {os.cpu_count()} CPUs, {rounds} rounds alternated\n")
+        print("| stage | cache off | cache on | ratio |\n|---|---|---|---|")
+        for stage, unit in (("pass", "rows/s"), ("train", "samples/s")):
+            off, on = (statistics.median(figures[k][stage]) for k in ("off", "cache"))
+            print(f"| {'a generation pass' if stage == 'pass' else 'a finetune, 3 epochs'} | {off:.1f} {unit} | "
+                  f"{on:.1f} {unit} | {on / off:.1f}x |")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sections", nargs="+", default=["decoders", "formats", "throughput"],
-                        choices=["decoders", "formats", "throughput"])
+    parser.add_argument("--sections", nargs="+", default=["decoders", "formats", "throughput", "stages"],
+                        choices=["decoders", "formats", "throughput", "stages"])
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--rows", type=int, default=256)
@@ -177,6 +226,8 @@ def main() -> None:
         formats(videos, args.frames, 448)
     if "throughput" in args.sections:
         throughput(videos, args.frames, args.size, args.rows, args.rounds)
+    if "stages" in args.sections:
+        stages(videos, args.rows, args.rounds)
     print(f"\nfrom the cache: {fc.FORMATS}, JPEG quality {fc.JPEG_QUALITY}")
 
 
