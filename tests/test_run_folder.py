@@ -1,10 +1,12 @@
 """One writer per run folder, and the configs a run ran with (``vstar_ray.run_folder``), with real processes."""
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from typing import Iterator
 
 import pytest
 import yaml
@@ -16,16 +18,23 @@ HOLD = "import sys, time; from pathlib import Path; from vstar_ray.run_folder im
        "with RunLock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(600)\n"
 
 
-def test_a_live_writer_is_named_and_a_dead_one_s_lock_is_taken_over(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+@contextlib.contextmanager
+def held(code: str, arg) -> Iterator[subprocess.Popen]:
+    """A process running ``code`` (which prints ``held`` once it holds the lock), SIGKILLed when the block ends."""
+    holder = subprocess.Popen([sys.executable, "-c", code, str(arg)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(RunFolderBusy, match=rf"in use by pid {holder.pid} on "):
-            with RunLock(tmp_path):
-                pass
+        yield holder
     finally:
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait()
+
+
+def test_a_live_writer_is_named_and_a_dead_one_s_lock_is_taken_over(tmp_path):
+    with held(HOLD, tmp_path) as holder:
+        with pytest.raises(RunFolderBusy, match=rf"in use by pid {holder.pid} on "):
+            with RunLock(tmp_path):
+                pass
     with RunLock(tmp_path):  # the kernel dropped the dead holder's lock: recognised as stale
         assert f"pid {os.getpid()} " in (tmp_path / ".lock").read_text()
 
@@ -35,15 +44,10 @@ def test_a_lock_held_by_an_unrelated_process_with_binary_content_is_named_so(tmp
     (tmp_path / ".lock").write_bytes(b"\xff\xfe\x00 not ours \x9c\n")
     other = ("import fcntl, sys, time\nf = open(sys.argv[1], 'rb+')\nfcntl.flock(f, fcntl.LOCK_EX)\n"
              "print('held', flush=True)\ntime.sleep(600)\n")
-    holder = subprocess.Popen([sys.executable, "-c", other, str(tmp_path / ".lock")], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with held(other, tmp_path / ".lock"):
         with pytest.raises(RunFolderBusy, match=rf"^{tmp_path} is in use by another process \(pid unknown\); "):
             with RunLock(tmp_path):
                 pass
-    finally:
-        os.kill(holder.pid, signal.SIGKILL)
-        holder.wait()
 
 
 def test_resume_with_a_changed_config_is_refused_listing_the_keys(tmp_path):

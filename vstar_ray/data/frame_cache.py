@@ -23,7 +23,6 @@ import io
 import json
 import os
 import struct
-import uuid
 import zlib
 
 import numpy as np
@@ -32,6 +31,7 @@ import pyarrow.fs as pafs
 
 from vstar_ray.data.manifest import is_uri
 from vstar_ray.data.video import SAMPLING_RULE, DecodedClip
+from vstar_ray.io import atomic_path
 
 LAYOUT = 1  # bump when the entry layout changes: older entries are then never read
 MAGIC = b"VSTARFC1"
@@ -182,23 +182,18 @@ class FrameCache:
             raise
 
     def put(self, key: str, clip: DecodedClip) -> DecodedClip:
-        """Store ``clip``; returns it as the entry holds it (what every consumer, this one included, reads)."""
+        """Store ``clip``; returns it as the entry holds it (what every consumer, this one included, reads): the
+        same frames with lz4, JPEG's frames decoded back with jpeg."""
         path = self.path(key)
         data = encode(clip, self.fmt)
-        self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        if not self.local:  # an object store's put is atomic
+        if self.local:
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(data)
+        else:  # an object store's put is atomic
+            self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
             with self.fs.open_output_stream(path) as f:
                 f.write(data)
-            return decode(data)
-        tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return decode(data)
+        return clip if self.fmt == "lz4" else decode(data)
 
 
 @functools.lru_cache(maxsize=4)

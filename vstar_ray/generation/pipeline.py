@@ -111,13 +111,19 @@ def committed_ids(folder: Path, label: str = "") -> tuple[set[str], int]:
     """Ids in the shards a pass committed, each shard read in full, and how many shards were dropped: an unreadable
     shard (a crash while the disk wrote it, a truncated or damaged file) is named on the console and in the log,
     deleted, and its rows are generated again."""
-    ids: set[str] = set()
+    ids, dropped = _committed(folder, label)
+    return set(ids), dropped
+
+
+def _committed(folder: Path, label: str) -> tuple[list[str], int]:
+    """``committed_ids`` with every id as often as it was committed."""
+    ids: list[str] = []
     dropped = 0
     for unfinished in folder.glob(f".{SHARD_PREFIX}*{TEMPORARY}*"):  # a shard whose writer was killed
         unfinished.unlink()
     for shard in sorted(folder.glob(f"{SHARD_PREFIX}*.parquet")):
         try:
-            ids.update(read_shard(shard)["id"].to_pylist())
+            ids += read_shard(shard)["id"].to_pylist()
         except Exception as e:  # pyarrow raises OSError, ArrowInvalid, ... for a damaged file
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
             say(f"{label or folder.name}: committed shard {shard} is unreadable ({reason}); its rows are "
@@ -163,9 +169,8 @@ def run_pass(cfg: Config, manifest: str, model_path: str, out_dir: str | Path, m
         todo.unlink(missing_ok=True)
         progress.unlink(missing_ok=True)
     # every shard verifies before the folder is promoted (one damaged on the way is dropped, and --resume makes it)
-    verified, _ = committed_ids(partial, label)
-    ids = pq.read_table(partial, columns=["id"])["id"].to_pylist()
-    missing, extra = set(expected) - verified, len(ids) - len(set(ids))
+    ids, _ = _committed(partial, label)
+    missing, extra = set(expected) - set(ids), len(ids) - len(set(ids))
     if missing or extra or len(ids) != len(expected):
         raise WorkFailed(f"pass into {out_dir} ended with {len(missing)} rows missing (e.g. {sorted(missing)[:3]}) "
                          f"and {extra} committed twice; its shards stay in {partial} for --resume")
