@@ -4,7 +4,7 @@
   generated again, ``resumed_rows`` recorded, a committed shard damaged meanwhile named and only its rows made
   again; a second writer of the same folder is refused (a kill during
   training is ``test_faults.py``'s);
-- a pass whose generators stop answering fails naming the stage, instead of hanging;
+- a pass whose generators stop answering fails naming the stage, instead of hanging, and stops its execution;
 - the run's generator actors start once and load each new checkpoint in place;
 - a config the cluster cannot hold is refused in seconds; the default config generates on two cores.
 """
@@ -108,6 +108,11 @@ def test_a_pass_that_stops_moving_fails_naming_its_stage(small_kit, tmp_path, ra
         run_pass(cfg, str(small_kit / "heldout.parquet"), cfg.model.path, tmp_path / "eval", "eval")
     assert "generating for" in str(e.value) and "decode 16" in str(e.value)
     assert time.time() - start < 90
+    # and the pass's execution stopped with it: left running, it called Ray after this process shut Ray down, and
+    # Ray aborted the process (the test process that ran the next file, once)
+    import threading
+
+    assert not [t for t in threading.enumerate() if t.name == "pass"], "the stalled pass's consumer still runs"
 
 
 def test_generators_load_a_new_checkpoint_in_place(small_kit, tmp_path, ray_local):

@@ -20,6 +20,7 @@ from vstar_ray.errors import WorkFailed
 from vstar_ray.io import atomic_write_json
 
 PROGRESS_EVERY_S = 2.0  # how often a pass's progress file is written and its watchdog looks
+STOP_WAIT_S = 30.0  # how long a failed pass waits for its execution to stop
 
 
 class PassStalled(WorkFailed):
@@ -54,7 +55,32 @@ def execute(ds: ray.data.Dataset, report, stages: list[str], total: int, timeout
         except BaseException as e:  # handed to the watching thread
             events.put(("error", e))
 
-    threading.Thread(target=consume, name="pass", daemon=True).start()
+    consumer = threading.Thread(target=consume, name="pass", daemon=True)
+    consumer.start()
+    try:
+        return _watch(events, report, stages, total, timeout_s, progress_file, on_rows)
+    finally:
+        if consumer.is_alive():  # a stall, Ctrl-C, SIGTERM: stop the pass's execution before leaving
+            _stop(ds)
+            consumer.join(timeout=STOP_WAIT_S)
+
+
+def _stop(ds: ray.data.Dataset) -> None:
+    """End a running execution of ``ds`` from another thread. Left running, its executor goes on calling Ray after
+    the pass has failed: once this process shuts Ray down, such a call starts a new local cluster and Ray aborts
+    the process in its C++ code (seen when a test process went on after a stalled pass). Ray Data has no public
+    way to do this, and ``ds`` learns its executor only once a first block has come out (a stall before that is
+    the common case), so the executor is found among the threads (it is one, named after the dataset) and shut
+    down as ``Dataset`` itself does after a blocking call: the consumer then sees the end of the stream."""
+    from ray.data._internal.execution.streaming_executor import StreamingExecutor
+
+    for thread in threading.enumerate():
+        if isinstance(thread, StreamingExecutor) and thread._dataset_id == ds.get_dataset_id():
+            thread.shutdown(force=True)
+
+
+def _watch(events: queue.Queue, report, stages: list[str], total: int, timeout_s: float, progress_file: Path,
+           on_rows) -> int:
     committed, last_move, next_look = 0, time.time(), time.time() + PROGRESS_EVERY_S
     while True:
         try:
