@@ -15,6 +15,20 @@ PLUGIN = "tests/plugins/colour_verifier.py"  # the example of docs/verifiers.md
 FLAKY = "tests/plugins/flaky_hue_verifier.py"
 
 
+@pytest.fixture(autouse=True)
+def builtin_types_after():
+    """A plug-in's types stay registered in the process that loaded it; after each test here only the built-in
+    types are left, as a later test file in this process (a pytest-xdist worker runs several) expects."""
+    from vstar_ray.verify import plugins, registry
+
+    verifiers, loaded = dict(registry.VERIFIERS), dict(plugins._LOADED)
+    yield
+    registry.VERIFIERS.clear()
+    registry.VERIFIERS.update(verifiers)
+    plugins._LOADED.clear()
+    plugins._LOADED.update(loaded)
+
+
 def test_a_plugin_that_cannot_be_used_is_one_clear_error(tmp_path):
     empty = tmp_path / "nothing.py"
     empty.write_text("X = 1\n")
