@@ -19,11 +19,15 @@ setup: $(BIN)/.installed
 demo: setup
 	$(BIN)/vstar demo --out $(DEMO_OUT) --resume
 
+# two pytest-xdist workers: much of a test's time is spent waiting on processes and Ray, not computing
+# (tests/conftest.py says how files are handed out)
+XDIST := -n 2 --dist loadfile --no-loadscope-reorder
+
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(XDIST)
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow"
 
 # the vLLM engine on CPU: vLLM's CPU build needs its own torch, so it gets an environment of its own (~80 s, ~3.5 GB)
 $(VLLM_VENV)/bin/vllm-ok:

@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.helpers.console import assert_console
-from tests.helpers.runs import heldout_subset, small_run_overrides
-from tests.helpers.processes import kill_tree
+from tests.helpers.runs import kit_subset, small_run_overrides
+from tests.helpers.processes import kill_tree, session_processes
 from vstar_ray.config import load_config
 from vstar_ray.demo.kit import write_kept_pass
 
@@ -27,14 +27,18 @@ pytestmark = pytest.mark.slow
 
 
 def _alive_actor_pids(class_fragment: str) -> list[int]:
-    """Ray titles an actor's worker process ``ray::<Class>.<method running>``."""
+    """Ray titles an actor's worker process ``ray::<Class>.<method running>``. Only this test's cluster (started
+    by this process) is searched: another test may run a cluster of its own beside it."""
     import psutil
 
     pids = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        title = " ".join(proc.info["cmdline"] or [])
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            title = " ".join(proc.cmdline())
+        except psutil.Error:  # ended meanwhile
+            continue
         if title.startswith("ray::") and class_fragment in title:
-            pids.append(proc.info["pid"])
+            pids.append(proc.pid)
     return pids
 
 
@@ -98,9 +102,15 @@ def test_killed_generator_actor_loses_and_duplicates_no_row(small_kit, tmp_path,
     assert result["videos"] == len(expected) and result["failed_videos"] == 0
 
 
-def _run_cmd(out: Path, kit: Path, heldout: Path) -> list[str]:
+def _run_cmd(out: Path, kit: Path, folder: Path) -> list[str]:
+    """A small run: 16 training videos (every label type) and 4 held-out ones; their manifests go in ``folder``."""
+    train, heldout = (folder / f"{split}.parquet" for split in ("train", "heldout"))
+    if not train.exists():
+        kit_subset(kit, "train", 16, train)
+        kit_subset(kit, "heldout", 4, heldout)
     cmd = [sys.executable, "-m", "vstar_ray", "run", "--config", "configs/demo.yaml", "--out", str(out)]
-    for item in small_run_overrides(kit) + ["train.epochs=2", f"data.eval_manifest={heldout}"]:
+    for item in small_run_overrides(kit) + ["train.epochs=2", f"data.train_manifest={train}",
+                                            f"data.eval_manifest={heldout}"]:
         cmd += ["--set", item]
     return cmd
 
@@ -121,16 +131,15 @@ def test_sigkilled_run_resumes_with_nothing_lost_or_redone(small_kit, tmp_path):
     every video exactly once and the metrics of an uninterrupted run. (A kill inside a generation pass, and its
     resume inside the pass, is tests/test_passes.py's.)"""
     env = {**os.environ, "RAY_ADDRESS": "", "PYTHONUNBUFFERED": "1"}
-    heldout = heldout_subset(small_kit, 4, tmp_path / "heldout.parquet")
     reference = tmp_path / "reference"
-    subprocess.run(_run_cmd(reference, small_kit, heldout), check=True, env=env, capture_output=True)
+    subprocess.run(_run_cmd(reference, small_kit, tmp_path), check=True, env=env, capture_output=True)
 
     out = tmp_path / "interrupted"
     logs = []
     for stage, delay in (("cycle_1/train", 4.0),):
         log = open(tmp_path / f"log_{len(logs)}.txt", "w")
         logs.append(log.name)
-        cmd = _run_cmd(out, small_kit, heldout) + (["--resume"] if (out / "state.json").exists() else [])
+        cmd = _run_cmd(out, small_kit, tmp_path) + (["--resume"] if (out / "state.json").exists() else [])
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + 300
         while time.time() < deadline and f"{stage}: running" not in Path(log.name).read_text():
@@ -142,27 +151,14 @@ def test_sigkilled_run_resumes_with_nothing_lost_or_redone(small_kit, tmp_path):
         state = json.loads((out / "state.json").read_text())["stages"]
         assert stage not in state, f"{stage} was recorded as done although it was killed"
 
-    final = subprocess.run(_run_cmd(out, small_kit, heldout) + ["--resume"], env=env, capture_output=True, text=True)
+    final = subprocess.run(_run_cmd(out, small_kit, tmp_path) + ["--resume"], env=env, capture_output=True, text=True)
     assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
     assert "baseline/eval: done earlier, skipped" in final.stdout
     assert "cycle_1/generate: done earlier, skipped" in final.stdout
     ids = pq.read_table(out / "cycle_1" / "generated", columns=["id"])["id"].to_pylist()
-    expected = pq.read_table(small_kit / "train.parquet", columns=["id"])["id"].to_pylist()
-    assert sorted(ids) == sorted(expected)
+    expected = pq.read_table(tmp_path / "train.parquet", columns=["id"])["id"].to_pylist()
+    assert len(expected) == 16 and sorted(ids) == sorted(expected)
     assert _metrics_without_timings(out) == _metrics_without_timings(reference)
-
-
-def _run_session_processes(sid: int) -> list:
-    import psutil
-
-    left = []
-    for p in psutil.process_iter(["pid"]):
-        try:
-            if os.getsid(p.pid) == sid:
-                left.append(p)
-        except (ProcessLookupError, PermissionError):
-            pass
-    return left
 
 
 @pytest.fixture
@@ -193,7 +189,7 @@ def test_sigterm_then_a_full_disk_each_stop_the_run_in_one_line_and_resume_finis
     disk, grow, why_not = small_disk
     env = {**os.environ, "RAY_ADDRESS": "", "PYTHONUNBUFFERED": "1"}
     out = disk / "run"
-    cmd = _run_cmd(out, small_kit, heldout_subset(small_kit, 4, tmp_path / "heldout.parquet")) + [
+    cmd = _run_cmd(out, small_kit, tmp_path) + [
         "--set", "train.max_failures=0", "--set", "train.epochs=1", "--set", "data.frame_cache=off"]
     log = tmp_path / "log.txt"
     with open(log, "w") as f:
@@ -217,9 +213,9 @@ def test_sigterm_then_a_full_disk_each_stop_the_run_in_one_line_and_resume_finis
     stages = json.loads((out / "state.json").read_text())["stages"]
     assert "cycle_1/generate" in stages and "cycle_1/train" not in stages
     deadline = time.time() + 30
-    while _run_session_processes(proc.pid) and time.time() < deadline:
+    while session_processes(proc.pid) and time.time() < deadline:
         time.sleep(0.5)
-    left = [(p, " ".join(p.cmdline()[:3])) for p in _run_session_processes(proc.pid)]
+    left = [(p, " ".join(p.cmdline()[:3])) for p in session_processes(proc.pid)]
     for p, _ in left:
         p.kill()
     assert not left, [name for _, name in left]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.processes import kill_session
 from tests.helpers.runs import small_run_overrides
 
 pytestmark = pytest.mark.slow
@@ -26,6 +27,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def ray_start(args: list[str], env: dict) -> int:
+    """``ray start ARGS`` in a session of its own, whose id it returns: the node's processes keep that session,
+    so that they, and no other Ray cluster of the machine, can be stopped."""
+    proc = subprocess.Popen([str(BIN / "ray"), "start", *args, "--disable-usage-stats"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        kill_session(proc.pid)
+        raise
+    if proc.returncode != 0:
+        kill_session(proc.pid)
+        raise AssertionError(f"ray start {' '.join(args)} failed:\n{out[-3000:]}")
+    return proc.pid
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """A real two-node cluster on loopback: a head and a worker node, one CPU each (docs/cluster.md: token auth, a --temp-dir per node).
@@ -35,37 +52,42 @@ def cluster():
     user's ~/.ray/auth_token is neither needed nor touched. The worker node has a temp dir of its own: two nodes
     sharing /tmp/ray share one runtime_resources/ folder, and the worker node's eager install of the job's
     working_dir (overwrite=True) deletes and unpacks again the very files the driver on the head imports from.
+
+    The head has a temp dir of its own too, and every port of both nodes is a free one: another test's Ray
+    cluster may run beside this one (``make test`` runs two test files at a time), and a plain ``ray.init()``
+    there would join the cluster that ``/tmp/ray/ray_current_cluster`` names.
     """
     # RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S (inherited by the job's driver): an actor pool starts once all its
     # actors are up, so the first actor ready does not take every batch of this small run
+    port, dash = free_port(), free_port()
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token",
            "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S": "300"}
-    worker_temp = Path(tempfile.mkdtemp(prefix="ray-w", dir="/tmp"))  # short: Ray's socket paths live under it
-    port, dash = free_port(), free_port()
+    head_temp, worker_temp = (Path(tempfile.mkdtemp(prefix=p, dir="/tmp")) for p in ("ray-h", "ray-w"))  # short:
+    # Ray's socket paths live under them
+
+    def own_ports() -> list[str]:
+        return ["--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
+                "--metrics-export-port", str(free_port()), "--runtime-env-agent-port", str(free_port())]
+
+    sessions = []
     try:
-        subprocess.run(
-            [str(BIN / "ray"), "start", "--head", "--num-cpus", "1", "--port", str(port), "--dashboard-port",
-             str(dash), "--dashboard-host", "127.0.0.1", "--include-dashboard", "true", "--disable-usage-stats"],
-            env=env, check=True, capture_output=True, text=True, timeout=180,
-        )
-        subprocess.run(
-            [str(BIN / "ray"), "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1", "--disable-usage-stats",
-             "--temp-dir", str(worker_temp),
-             # a second node on the same host needs its own agent ports (the head's took the defaults)
-             "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
-             "--metrics-export-port", str(free_port()), "--runtime-env-agent-port", str(free_port())],
-            env=env, check=True, capture_output=True, text=True, timeout=180,
-        )
-        yield env, f"http://127.0.0.1:{dash}", worker_temp
+        sessions.append(ray_start(["--head", "--num-cpus", "1", "--port", str(port), "--dashboard-port", str(dash),
+                                   "--dashboard-host", "127.0.0.1", "--include-dashboard", "true",
+                                   "--temp-dir", str(head_temp), *own_ports()], env))
+        sessions.append(ray_start(["--address", f"127.0.0.1:{port}", "--num-cpus", "1", "--temp-dir",
+                                   str(worker_temp), *own_ports()], env))
+        yield {**env, "RAY_ADDRESS": f"127.0.0.1:{port}"}, f"http://127.0.0.1:{dash}", worker_temp
     finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        for sid in sessions:
+            kill_session(sid)
+        shutil.rmtree(head_temp, ignore_errors=True)
         shutil.rmtree(worker_temp, ignore_errors=True)
 
 
 def test_job_submit_runs_a_cycle_on_both_nodes(cluster, small_kit, tmp_path):
     env, address, worker_temp = cluster
     nodes = subprocess.run([str(BIN / "python"), "-c", "import ray; ray.init(); print(len(ray.nodes()))"],
-                           env={**env, "RAY_ADDRESS": "auto"}, capture_output=True, text=True, timeout=120)
+                           env=env, capture_output=True, text=True, timeout=120)
     assert nodes.stdout.strip().splitlines()[-1] == "2", nodes.stdout + nodes.stderr
     out = tmp_path / "job-run"
     cmd = [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", str(REPO),

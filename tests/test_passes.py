@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.helpers.runs import heldout_subset, small_run_overrides
+from tests.helpers.runs import kit_subset, small_run_overrides
 from tests.helpers.processes import committed_rows, damage_column, kill_tree
 from vstar_ray.config import load_config
 from vstar_ray.data.manifest import write_manifest
@@ -43,7 +43,7 @@ def test_a_run_killed_half_way_through_a_pass_resumes_inside_it(small_kit, tmp_p
     manifest = repeated_manifest(small_kit, n, tmp_path / "train.parquet")
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "vstar_ray", "run", "--config", "configs/demo.yaml", "--out", str(out)]
-    heldout = heldout_subset(small_kit, 4, tmp_path / "heldout.parquet")
+    heldout = kit_subset(small_kit, "heldout", 4, tmp_path / "heldout.parquet")
     for item in small_run_overrides(small_kit) + [f"data.train_manifest={manifest}", "generate.batch_size=4",
                                                   "data.decode_batch_size=4", f"data.eval_manifest={heldout}"]:
         cmd += ["--set", item]
@@ -159,7 +159,8 @@ def test_generators_load_a_new_checkpoint_in_place(small_kit, tmp_path, ray_loca
 def test_a_config_the_cluster_cannot_hold_fails_fast_and_the_default_one_generates(small_kit, tmp_path):
     """On this 2-CPU machine: the default config once waited forever ('2.25/2 CPU'); now it generates, and a
     config that cannot fit is refused in seconds naming its keys."""
-    base = ["generate", "--manifest", str(small_kit / "heldout.parquet"), "--model", str(small_kit / "seed"),
+    manifest = kit_subset(small_kit, "heldout", 4, tmp_path / "heldout.parquet")  # how many rows is not the point
+    base = ["generate", "--manifest", str(manifest), "--model", str(small_kit / "seed"),
             "--set", "data.frame_size=56", "--set", "generate.max_new_tokens=8"]
     start = time.time()
     refused = subprocess.run([sys.executable, "-m", "vstar_ray", *base, "--out", str(tmp_path / "big"),
@@ -169,4 +170,4 @@ def test_a_config_the_cluster_cannot_hold_fails_fast_and_the_default_one_generat
     done = subprocess.run([sys.executable, "-m", "vstar_ray", *base, "--out", str(tmp_path / "default")], env=ENV,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads((tmp_path / "default" / "metrics.json").read_text())["videos"] == 16
+    assert json.loads((tmp_path / "default" / "metrics.json").read_text())["videos"] == 4

@@ -25,6 +25,35 @@ def kill_tree(proc: subprocess.Popen) -> None:
     psutil.wait_procs(tree, timeout=30)
 
 
+def session_processes(sid: int) -> list:
+    """The live processes of session ``sid`` (a process started with ``start_new_session=True`` has its pid as its
+    session id, and Ray's processes that it starts keep it)."""
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if os.getsid(p.pid) == sid:
+                found.append(p)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return found
+
+
+def kill_session(sid: int, timeout: float = 30) -> None:
+    """SIGKILL every process of session ``sid``: a Ray cluster that ``ray start`` began there, and no other (``ray
+    stop --force`` stops every Ray cluster of the machine, another test's included)."""
+    import psutil
+
+    procs = session_processes(sid)
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=timeout)
+
+
 def committed_rows(partial: Path) -> int:
     """Rows in the parquet shards a running pass has committed so far."""
     import pyarrow.parquet as pq

@@ -17,13 +17,14 @@ def small_run_overrides(kit: Path) -> list[str]:
     ]
 
 
-def heldout_subset(kit: Path, n: int, out: Path) -> Path:
-    """The kit's first ``n`` held-out rows (absolute video paths), for runs whose held-out score is not what a test
-    checks: a baseline and a cycle's eval of 4 videos instead of 16."""
+def kit_subset(kit: Path, split: str, n: int, out: Path) -> Path:
+    """The first ``n`` rows of the kit's ``split`` ("train" or "heldout"; absolute video paths), for runs whose size
+    is not what a test checks: a pass, a finetune or an eval of fewer videos (the kit's label types alternate, so
+    a few rows have every type)."""
     import pyarrow.parquet as pq
 
     from vstar_ray.data.manifest import write_manifest
 
-    rows = pq.read_table(kit / "heldout.parquet").to_pylist()[:n]
+    rows = pq.read_table(kit / f"{split}.parquet").to_pylist()[:n]
     write_manifest([{**row, "video": str(kit / row["video"])} for row in rows], out)
     return out
