@@ -44,3 +44,28 @@ def test_gpu_generators_colocate_with_training_workers():
 def test_an_autoscaling_cluster_asks_for_the_whole_pool():
     cfg = load_config(None, ["autoscaling=true", "generate.num_gpus=1", "generate.max_actors=16"])
     assert pool_size(cfg, {"CPU": 2.0}, training=True) == 16
+
+
+@pytest.mark.slow
+def test_a_run_without_ray_address_starts_its_own_cluster_whatever_a_dead_one_left(tmp_path):
+    """``ray start --head`` writes ``<ray temp dir>/ray_current_cluster``; when that cluster dies other than by
+    ``ray stop`` the file stays, and a plain ``ray.init()`` waited for the dead cluster forever. A temp dir of this
+    test's own (``RAY_TMPDIR``, short: Ray's socket paths live under it) holds such a file."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+    try:
+        os.makedirs(os.path.join(temp, "ray"))
+        with open(os.path.join(temp, "ray", "ray_current_cluster"), "w") as f:
+            f.write("127.0.0.1:9")  # nothing listens there
+        code = ("import ray; from vstar_ray.resources import init_ray; init_ray(num_cpus=1, include_dashboard=False);"
+                " print('CPUS', ray.cluster_resources()['CPU']); ray.shutdown()")
+        env = {**os.environ, "RAY_TMPDIR": temp, "RAY_ADDRESS": ""}
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0 and "CPUS 1.0" in proc.stdout, proc.stderr[-3000:]
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
