@@ -49,7 +49,7 @@ def test_an_autoscaling_cluster_asks_for_the_whole_pool():
 @pytest.mark.slow
 def test_a_run_without_ray_address_starts_its_own_cluster_whatever_a_dead_one_left(tmp_path):
     """``ray start --head`` writes ``<ray temp dir>/ray_current_cluster``; when that cluster dies other than by
-    ``ray stop`` the file stays, and a plain ``ray.init()`` waited for the dead cluster forever. A temp dir of this
+    ``ray stop`` the file stays, and a plain ``ray.init()`` failed or waited for the dead cluster. A temp dir of this
     test's own (``RAY_TMPDIR``, short: Ray's socket paths live under it) holds such a file."""
     import os
     import shutil

@@ -46,7 +46,7 @@ def init_ray(**kwargs) -> None:
             os.environ.setdefault(key, value)
         # "local", not Ray's default: without an address Ray joins the cluster that /tmp/ray/ray_current_cluster
         # names, a file `ray start --head` leaves behind when its cluster dies other than by `ray stop`; ray.init
-        # then waits for that cluster forever, saying nothing
+        # then fails, or waits for that cluster (10 minutes once, saying nothing)
         kwargs.setdefault("address", "local")
     ray.init(**{**quiet_ray(), **kwargs})
     handle_sigterm()  # ray.init replaced the CLI's SIGTERM handler

@@ -16,13 +16,8 @@ def kill_tree(proc: subprocess.Popen) -> None:
 
     tree = psutil.Process(proc.pid).children(recursive=True)
     os.killpg(proc.pid, signal.SIGKILL)
-    for child in tree:
-        try:
-            child.kill()
-        except psutil.NoSuchProcess:
-            pass
+    _kill_and_wait(tree)
     proc.wait()
-    psutil.wait_procs(tree, timeout=30)
 
 
 def session_processes(sid: int) -> list:
@@ -40,18 +35,23 @@ def session_processes(sid: int) -> list:
     return found
 
 
-def kill_session(sid: int, timeout: float = 30) -> None:
-    """SIGKILL every process of session ``sid``: a Ray cluster that ``ray start`` began there, and no other (``ray
-    stop --force`` stops every Ray cluster of the machine, another test's included)."""
+def kill_session(sid: int) -> list:
+    """SIGKILL every process of session ``sid`` (a Ray cluster that ``ray start`` began there, and no other: ``ray
+    stop --force`` stops every Ray cluster of the machine, another test's included); returns those it found."""
+    procs = session_processes(sid)
+    _kill_and_wait(procs)
+    return procs
+
+
+def _kill_and_wait(procs: list) -> None:
     import psutil
 
-    procs = session_processes(sid)
     for p in procs:
         try:
             p.kill()
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(procs, timeout=timeout)
+    psutil.wait_procs(procs, timeout=30)
 
 
 def committed_rows(partial: Path) -> int:
